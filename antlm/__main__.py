@@ -1,0 +1,3 @@
+from antlm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,347 @@
+"""Typed run configuration: dataclasses, YAML presets and `--set a.b=value` overrides.
+
+Every key is declared here with its type; unknown keys and wrongly typed values are errors
+(raised as `ConfigError`, which the CLI turns into a one-line message and exit code 2).
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from antlm.errors import UserError
+
+
+class ConfigError(UserError):
+    """A user-facing configuration problem (bad key, type or value)."""
+
+
+@dataclass
+class DataConfig:
+    corpus: str = "embedded"
+    """A directory in the BabyLM layout (*.train, *.dev, *.test, *.txt), or `embedded` for the
+    built-in synthetic grammar corpus."""
+    word_budget: Optional[int] = None
+    """Fail when the training files hold more whitespace words than this (strict-small: 10M)."""
+    vocab_size: int = 16000
+    """Target size of the trained BPE vocabulary (special tokens included)."""
+    tokenizer: Optional[str] = None
+    """Reuse this tokenizer.json instead of training one."""
+    seq_len: int = 128
+    dev_fraction: float = 0.005
+    """Share of training blocks held out for dev loss when the corpus has no *.dev files."""
+    cache_dir: Optional[str] = None
+    """Where token stores and the embedded corpus are cached ($ANTLM_CACHE or ~/.cache/antlm)."""
+    embedded_sentences: int = 60000
+    embedded_seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "babyllama"
+    """`babyllama` (Llama decoder) or `ltgbert` (LTG-BERT encoder)."""
+    hidden_size: int = 512
+    num_layers: int = 16
+    num_heads: int = 8
+    ffn_size: int = 1024
+    max_seq_len: int = 128
+    vocab_size: int = 0
+    """Set from the tokenizer at run time; a value here is overwritten."""
+    dropout: float = 0.0
+    attention_dropout: float = 0.0
+    norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    """BabyLlama only."""
+    position_buckets: int = 32
+    """LTG-BERT only: size of the log-bucketed relative-position table (per direction)."""
+    init_std: float = 0.02
+
+
+@dataclass
+class MlmConfig:
+    masking: str = "auto"
+    """`token`, `span`, or `auto` (babyllama: token, ltgbert: span)."""
+    mask_rate: float = 0.15
+    mask_rate_end: Optional[float] = None
+    """When set, the rate moves linearly from mask_rate to this over the run (e.g. 0.3 -> 0.15)."""
+    max_span_length: int = 10
+    mean_span_length: float = 3.0
+    replace_mask: float = 0.8
+    replace_random: float = 0.1
+    """The rest of the masked positions keep their token (80/10/10 by default)."""
+    target_offset: Optional[int] = None
+    """0: predict the masked token in place (BERT); 1: predict masked token k+1 at position k
+    (MNTP, GPT-BERT). None: the backbone's default (babyllama 1, ltgbert 0)."""
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"
+    """`adamw` or `lamb`."""
+    lr: float = 3e-4
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-8
+    warmup_steps: Optional[int] = None
+    warmup_fraction: float = 0.01
+    """Used when warmup_steps is not set."""
+    min_lr_ratio: float = 0.1
+    """The cosine decays to lr * min_lr_ratio at the last step."""
+    grad_clip: float = 1.0
+    """Global gradient-norm clip; 0 disables it."""
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 32
+    """Global batch in sequences per optimizer step."""
+    micro_batch_size: Optional[int] = None
+    """Sequences per forward pass; batch_size / micro_batch_size gives gradient accumulation."""
+    seed: int = 0
+    device: str = "auto"
+    """`auto`, `cpu`, `cuda`, `cuda:N`."""
+    precision: str = "auto"
+    """`auto` (fp32 on CPU, bf16 autocast on CUDA), `fp32` or `bf16`."""
+    compile: bool = False
+    threads: Optional[int] = None
+    """torch CPU threads; None leaves torch's default."""
+    log_every: int = 10
+    eval_every: int = 200
+    eval_batches: int = 8
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    max_steps: Optional[int] = None
+    """Stop early after this many steps (the LR schedule still spans the whole run)."""
+    progress: Optional[bool] = None
+    """Show a progress bar; None: when stderr is a terminal."""
+
+
+@dataclass
+class RunConfig:
+    schedule: str = "4_clm+16_mlm+4_clm"
+    """Phases joined by `+`; see antlm/schedule.py for the language."""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mlm: MlmConfig = field(default_factory=MlmConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+BACKBONES = ("babyllama", "ltgbert")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+class _Override:
+    """A --set value: YAML-parsed for typed keys, the raw text for string keys (so that
+    `--set schedule=24` or `--set data.corpus=2024` stay strings)."""
+
+    def __init__(self, parsed: Any, raw: str):
+        self.parsed, self.raw = parsed, raw
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`; ints are accepted where floats are expected."""
+    if isinstance(value, _Override):
+        optional_str = tp is str or (typing.get_origin(tp) in (typing.Union, types.UnionType) and str in typing.get_args(tp))
+        value = value.raw if optional_str and value.parsed is not None else value.parsed
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {value!r}")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _apply(obj: Any, updates: dict, prefix: str = "") -> None:
+    if not isinstance(updates, dict):
+        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping")
+    hints = _hints(type(obj))
+    for key, value in updates.items():
+        full = f"{prefix}{key}"
+        if key not in hints:
+            raise ConfigError(f"unknown config key '{full}'")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _apply(current, value, full + ".")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], full))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"--set expects key=value, got '{text}'")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    # Keep strings like "4_clm+16_mlm" and paths as written.
+    if isinstance(value, (dict, list)) or value is None and raw.strip() not in ("null", "~", "None"):
+        value = raw
+    if raw.strip() == "None":
+        value = None
+    return key.strip(), _Override(value, raw)
+
+
+def set_key(cfg: RunConfig, dotted: str, value: Any) -> None:
+    nested: dict = {}
+    cursor = nested
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    _apply(cfg, nested)
+
+
+PRESET_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def resolve_preset(name: str | Path) -> Path:
+    """A path, or the name of a preset in configs/ (`tiny`, `babyllama-antlm-4-16-4`)."""
+    path = Path(name)
+    if not path.exists() and path.suffix == "" and (PRESET_DIR / f"{name}.yaml").is_file():
+        return PRESET_DIR / f"{name}.yaml"
+    return path
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = resolve_preset(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, got {type(data).__name__}")
+    return data or {}
+
+
+def build_config(path: Optional[str | Path] = None, overrides: tuple[str, ...] | list[str] = ()) -> RunConfig:
+    cfg = RunConfig()
+    if path is not None:
+        _apply(cfg, load_yaml(path))
+    for text in overrides:
+        key, value = parse_override(text)
+        set_key(cfg, key, value)
+    validate(cfg)
+    return cfg
+
+
+def from_dict(data: dict) -> RunConfig:
+    cfg = RunConfig()
+    _apply(cfg, data)
+    return cfg
+
+
+def to_dict(cfg: RunConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def default_target_offset(backbone: str) -> int:
+    # A decoder already maps position k to token k+1 in its CLM phases; MNTP keeps that mapping in
+    # MLM phases, so both objectives train the same head semantics (GPT-BERT). LTG-BERT's native
+    # objective is in-place BERT masking.
+    return 1 if backbone == "babyllama" else 0
+
+
+def default_masking(backbone: str) -> str:
+    return "token" if backbone == "babyllama" else "span"
+
+
+def validate(cfg: RunConfig) -> None:
+    m, d, o, t, mlm = cfg.model, cfg.data, cfg.optim, cfg.train, cfg.mlm
+    if m.backbone not in BACKBONES:
+        raise ConfigError(f"model.backbone must be one of {', '.join(BACKBONES)}, got '{m.backbone}'")
+    positive = {
+        "model.hidden_size": m.hidden_size, "model.num_layers": m.num_layers,
+        "model.num_heads": m.num_heads, "model.ffn_size": m.ffn_size,
+        "model.max_seq_len": m.max_seq_len, "data.seq_len": d.seq_len,
+        "data.vocab_size": d.vocab_size, "train.batch_size": t.batch_size,
+        "train.log_every": t.log_every, "train.eval_every": t.eval_every,
+        "train.checkpoint_every": t.checkpoint_every, "model.position_buckets": m.position_buckets,
+        "data.embedded_sentences": d.embedded_sentences, "mlm.max_span_length": mlm.max_span_length,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key} must be positive, got {value}")
+    if m.hidden_size % m.num_heads:
+        raise ConfigError(f"model.hidden_size ({m.hidden_size}) must be divisible by model.num_heads ({m.num_heads})")
+    if m.backbone == "babyllama" and (m.hidden_size // m.num_heads) % 2:
+        raise ConfigError("babyllama needs an even head size for rotary embeddings")
+    if d.seq_len > m.max_seq_len:
+        raise ConfigError(f"data.seq_len ({d.seq_len}) is longer than model.max_seq_len ({m.max_seq_len})")
+    if d.word_budget is not None and d.word_budget <= 0:
+        raise ConfigError(f"data.word_budget must be positive, got {d.word_budget}")
+    if not 0 <= d.dev_fraction < 0.5:
+        raise ConfigError(f"data.dev_fraction must be in [0, 0.5), got {d.dev_fraction}")
+    if not (o.lr > 0 and o.lr < 1):
+        raise ConfigError(f"optim.lr must be in (0, 1), got {o.lr}")
+    if o.name not in ("adamw", "lamb"):
+        raise ConfigError(f"optim.name must be adamw or lamb, got '{o.name}'")
+    if o.weight_decay < 0 or o.grad_clip < 0 or not 0 <= o.min_lr_ratio <= 1:
+        raise ConfigError("optim.weight_decay and optim.grad_clip must be >= 0, optim.min_lr_ratio in [0, 1]")
+    if not (0 <= o.beta1 < 1 and 0 <= o.beta2 < 1):
+        raise ConfigError("optim.beta1 and optim.beta2 must be in [0, 1)")
+    if o.warmup_steps is not None and o.warmup_steps < 0:
+        raise ConfigError(f"optim.warmup_steps must be >= 0, got {o.warmup_steps}")
+    if not 0 <= o.warmup_fraction < 1:
+        raise ConfigError(f"optim.warmup_fraction must be in [0, 1), got {o.warmup_fraction}")
+    if mlm.masking not in ("auto", "token", "span"):
+        raise ConfigError(f"mlm.masking must be auto, token or span, got '{mlm.masking}'")
+    for key, rate in (("mlm.mask_rate", mlm.mask_rate), ("mlm.mask_rate_end", mlm.mask_rate_end)):
+        if rate is not None and not 0 < rate < 1:
+            raise ConfigError(f"{key} must be in (0, 1), got {rate}")
+    if mlm.replace_mask < 0 or mlm.replace_random < 0 or mlm.replace_mask + mlm.replace_random > 1:
+        raise ConfigError("mlm.replace_mask + mlm.replace_random must lie in [0, 1]")
+    if mlm.mean_span_length < 1:
+        raise ConfigError(f"mlm.mean_span_length must be >= 1, got {mlm.mean_span_length}")
+    if mlm.target_offset not in (None, 0, 1):
+        raise ConfigError(f"mlm.target_offset must be 0 or 1, got {mlm.target_offset}")
+    if t.micro_batch_size is not None and (t.micro_batch_size <= 0 or t.batch_size % t.micro_batch_size):
+        raise ConfigError(f"train.micro_batch_size ({t.micro_batch_size}) must divide train.batch_size ({t.batch_size})")
+    if t.precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"train.precision must be auto, fp32 or bf16, got '{t.precision}'")
+    if t.max_steps is not None and t.max_steps <= 0:
+        raise ConfigError(f"train.max_steps must be positive, got {t.max_steps}")
+    if t.keep_checkpoints < 1:
+        raise ConfigError("train.keep_checkpoints must be >= 1")
+    from antlm.schedule import parse_schedule  # late import: schedule has no config dependency
+
+    parse_schedule(cfg.schedule)

@@ -1,0 +1,1 @@
+"""Corpus reading, tokenizer, token store, masking and the embedded synthetic corpus."""

@@ -1,0 +1,1 @@
+"""Evaluation: zero-shot minimal-pair scoring."""

@@ -1,0 +1,151 @@
+"""BabyLlama: a Llama decoder (RMSNorm, rotary positions, SwiGLU, untied LM head) whose attention
+mask is an argument, so one set of weights trains under the causal (CLM) and the bidirectional
+(MLM) objective. Paper size: hidden 512, 16 layers, 8 heads, FFN 1024, vocab 16000, seq 128.
+
+Parameter names and the rotary convention (rotate-half) follow `transformers`' Llama, so a
+checkpoint maps one-to-one onto `LlamaForCausalLM` for export.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from antlm.config import ModelConfig
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, size: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in fp32 even under bf16 autocast: the mean of squares loses precision otherwise.
+        normed = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * normed.to(x.dtype)
+
+
+def rotary_tables(seq_len: int, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    angles = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.size(-1) // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return (x * cos + rotated * sin).to(x.dtype)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.num_heads = cfg.num_heads
+        self.head_dim = cfg.hidden_size // cfg.num_heads
+        self.q_proj = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=False)
+        self.k_proj = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=False)
+        self.v_proj = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=False)
+        self.o_proj = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=False)
+        self.attention_dropout = cfg.attention_dropout
+
+    def forward(self, x, cos, sin, causal: bool, key_padding: Optional[torch.Tensor]) -> torch.Tensor:
+        batch, length, hidden = x.shape
+        shape = (batch, length, self.num_heads, self.head_dim)
+        q = apply_rotary(self.q_proj(x).view(shape).transpose(1, 2), cos, sin)
+        k = apply_rotary(self.k_proj(x).view(shape).transpose(1, 2), cos, sin)
+        v = self.v_proj(x).view(shape).transpose(1, 2)
+        dropout = self.attention_dropout if self.training else 0.0
+        if causal:
+            # is_causal with no explicit mask keeps the flash kernel eligible. Right padding needs no
+            # key mask here: real positions never see later (padding) keys.
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+        else:
+            mask = None if key_padding is None else key_padding[:, None, None, :]
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        return self.o_proj(out.transpose(1, 2).reshape(batch, length, hidden))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.ffn_size, bias=False)
+        self.up_proj = nn.Linear(cfg.hidden_size, cfg.ffn_size, bias=False)
+        self.down_proj = nn.Linear(cfg.ffn_size, cfg.hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.norm_eps)
+        self.self_attn = Attention(cfg)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.norm_eps)
+        self.mlp = SwiGLU(cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, cos, sin, causal, key_padding):
+        x = x + self.dropout(self.self_attn(self.input_layernorm(x), cos, sin, causal, key_padding))
+        return x + self.dropout(self.mlp(self.post_attention_layernorm(x)))
+
+
+class BabyLlama(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.vocab_size <= 0:
+            raise ValueError("model.vocab_size must be set (from the tokenizer) before building the model")
+        self.cfg = cfg
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.num_layers))
+        self.norm = RMSNorm(cfg.hidden_size, cfg.norm_eps)
+        self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        cos, sin = rotary_tables(cfg.max_seq_len, cfg.hidden_size // cfg.num_heads, cfg.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        std = self.cfg.init_std
+        for name, param in self.named_parameters():
+            if name.endswith("layernorm.weight") or name == "norm.weight":
+                nn.init.ones_(param)
+            elif name.endswith(("o_proj.weight", "down_proj.weight")):
+                # GPT-2 style: residual-branch outputs shrink with depth so the stream stays O(1).
+                nn.init.normal_(param, std=std / math.sqrt(2 * self.cfg.num_layers))
+            else:
+                nn.init.normal_(param, std=std)
+
+    def hidden_states(self, input_ids: torch.Tensor, causal: bool, attention_mask: Optional[torch.Tensor] = None):
+        length = input_ids.size(1)
+        if length > self.cfg.max_seq_len:
+            raise ValueError(f"sequence of {length} tokens is longer than model.max_seq_len={self.cfg.max_seq_len}")
+        cos, sin = self.rope_cos[:length], self.rope_sin[:length]
+        x = self.embed_tokens(input_ids)
+        for layer in self.layers:
+            x = layer(x, cos, sin, causal, attention_mask)
+        return self.norm(x)
+
+    def logits_at(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(hidden)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        causal: bool,
+        attention_mask: Optional[torch.Tensor] = None,
+        target_mask: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Logits [B, T, V]; with `target_mask`, only at those positions: [N, V]."""
+        hidden = self.hidden_states(input_ids, causal, attention_mask)
+        if target_mask is not None:
+            hidden = hidden[target_mask]
+        return self.logits_at(hidden)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,185 @@
+"""Everything a run needs before its first step: the out dir, the corpus, the tokenizer, the
+token store and the datasets. Kept apart from the loop so the loop reads as one `while`."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from antlm import config as config_lib
+from antlm.config import RunConfig
+from antlm.data import tokenizer as tok_lib
+from antlm.data.corpus import Corpus, check_budget, count_words, find_corpus, iter_documents
+from antlm.data.tokens import BlockDataset, TokenStore, build_store, default_cache_dir, split_dev
+from antlm.errors import UserError
+
+RUN_MARKERS = ("config.yaml", "metrics.jsonl", "checkpoints", "final")
+# Keys that may differ between a run and its resumption: they do not change what is computed.
+RESUMABLE_KEYS = {("train", "progress"), ("train", "threads"), ("train", "max_steps"), ("train", "device")}
+
+
+class RunError(UserError):
+    pass
+
+
+@dataclass
+class RunData:
+    corpus: Corpus
+    words: int
+    tokenizer: Tokenizer
+    store: TokenStore
+    train: BlockDataset
+    dev: BlockDataset
+
+
+def is_run_dir(out: Path) -> bool:
+    return out.is_dir() and any((out / marker).exists() for marker in RUN_MARKERS)
+
+
+def _diff_keys(a: dict, b: dict, prefix: tuple = ()) -> list[str]:
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        path = prefix + (key,)
+        if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+            diffs += _diff_keys(a[key], b[key], path)
+        elif a.get(key) != b.get(key) and path not in RESUMABLE_KEYS and path != ("model", "vocab_size"):
+            diffs.append(".".join(path))
+    return diffs
+
+
+def prepare_out_dir(out: Path, cfg: RunConfig, resume: bool, force: bool) -> RunConfig:
+    """Validate the out dir against the requested mode; returns the config to run with."""
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} exists and is not a directory")
+    if resume:
+        saved_path = out / "config.yaml"
+        if not saved_path.is_file():
+            raise RunError(f"--resume: {out} holds no run (no config.yaml)")
+        saved = config_lib.from_dict(config_lib.load_yaml(saved_path))
+        diffs = _diff_keys(config_lib.to_dict(saved), config_lib.to_dict(cfg))
+        if diffs:
+            raise RunError(f"--resume: config differs from {saved_path} in {', '.join(diffs)}")
+        for section, key in RESUMABLE_KEYS:
+            setattr(getattr(saved, section), key, getattr(getattr(cfg, section), key))
+        return saved
+    if is_run_dir(out):
+        if not force:
+            raise RunError(f"{out} already holds a run; use --resume to continue it or --force to replace it")
+        for marker in RUN_MARKERS + ("tokenizer.json", "run_info.json"):
+            path = out / marker
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return cfg
+
+
+def _git_commit() -> Optional[str]:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        result = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return result.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_info(device: torch.device) -> dict:
+    import tokenizers
+
+    return {
+        "antlm_commit": _git_commit(), "python": sys.version.split()[0], "torch": torch.__version__,
+        "tokenizers": tokenizers.__version__, "numpy": np.__version__, "platform": platform.platform(),
+        "cpu_count": os.cpu_count(), "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
+
+
+def resolve_corpus(cfg: RunConfig, log: Callable) -> Path:
+    if cfg.data.corpus != "embedded":
+        return Path(cfg.data.corpus)
+    from antlm.data.synthetic import write_corpus
+
+    cache = default_cache_dir(cfg.data.cache_dir)
+    root = cache / f"embedded-s{cfg.data.embedded_seed}-n{cfg.data.embedded_sentences}"
+    write_corpus(root, num_sentences=cfg.data.embedded_sentences, seed=cfg.data.embedded_seed)
+    return root / "corpus"
+
+
+def get_tokenizer(cfg: RunConfig, corpus: Corpus, out: Optional[Path], log: Callable) -> Tokenizer:
+    """The run's own tokenizer on resume, a given one, or one trained (and cached) on the corpus."""
+    if out is not None and (out / "tokenizer.json").is_file():
+        return tok_lib.load_tokenizer(out / "tokenizer.json")
+    if cfg.data.tokenizer:
+        return tok_lib.load_tokenizer(cfg.data.tokenizer)
+    if cfg.data.vocab_size < tok_lib.MIN_VOCAB:
+        tok_lib.train_tokenizer([], cfg.data.vocab_size)  # raises the explanatory error
+    cache = default_cache_dir(cfg.data.cache_dir) / "tokenizers"
+    cached = cache / f"{corpus.fingerprint()[:20]}-v{cfg.data.vocab_size}.json"
+    if cached.is_file():
+        return tok_lib.load_tokenizer(cached)
+    log(f"training a {cfg.data.vocab_size}-token BPE tokenizer on {corpus.root}")
+    tokenizer = tok_lib.train_tokenizer(iter_documents(corpus.train_files), cfg.data.vocab_size)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_name(f".{cached.name}.tmp-{os.getpid()}")
+    tokenizer.save(str(tmp))
+    os.replace(tmp, cached)
+    return tokenizer
+
+
+def prepare_data(cfg: RunConfig, out: Optional[Path], log: Callable = print) -> RunData:
+    corpus = find_corpus(resolve_corpus(cfg, log))
+    words = check_budget(corpus, cfg.data.word_budget)
+    tokenizer = get_tokenizer(cfg, corpus, out, log)
+    store = build_store(corpus, tokenizer, default_cache_dir(cfg.data.cache_dir), log)
+    bos = tokenizer.token_to_id(tok_lib.BOS)
+    seq_len = cfg.data.seq_len
+    if store.dev is not None and store.dev.size >= seq_len:
+        train = BlockDataset(store.train, seq_len, bos)
+        dev = BlockDataset(store.dev, seq_len, bos)
+    else:
+        train_ids, dev_ids = split_dev(store.train.size // seq_len, cfg.data.dev_fraction)
+        train = BlockDataset(store.train, seq_len, bos, train_ids)
+        dev = BlockDataset(store.train, seq_len, bos, dev_ids)
+    if len(train) == 0:
+        raise RunError(f"corpus {corpus.root} has fewer tokens ({store.train.size}) than one sequence of {seq_len}")
+    return RunData(corpus, words, tokenizer, store, train, dev)
+
+
+def write_run_files(out: Path, cfg: RunConfig, tokenizer: Tokenizer, info: dict) -> None:
+    from antlm.train.checkpoint import write_json_atomic
+
+    tmp = out / f".config.yaml.tmp-{os.getpid()}"
+    tmp.write_text(config_lib.dump_yaml(cfg))
+    os.replace(tmp, out / "config.yaml")
+    if not (out / "tokenizer.json").is_file():
+        tokenizer.save(str(out / ".tokenizer.json.tmp"))
+        os.replace(out / ".tokenizer.json.tmp", out / "tokenizer.json")
+    write_json_atomic(out / "run_info.json", info)
+
+
+def prepare_command(cfg: RunConfig, log: Callable = print) -> dict:
+    """`antlm prepare`: corpus check, tokenizer and token store, without training."""
+    data = prepare_data(cfg, None, log)
+    summary = {
+        "corpus": str(data.corpus.root), "train_files": len(data.corpus.train_files),
+        "dev_files": len(data.corpus.dev_files), "words": data.words,
+        "train_tokens": int(data.store.train.size), "vocab_size": data.tokenizer.get_vocab_size(),
+        "train_blocks": len(data.train), "dev_blocks": len(data.dev), "store": data.store.meta["directory"],
+        "tokenize_seconds": data.store.meta["seconds"],
+    }
+    log(json.dumps(summary, indent=1))
+    return summary
+
+
+__all__ = ["prepare_out_dir", "prepare_data", "write_run_files", "run_info", "prepare_command", "count_words"]

@@ -1,0 +1,44 @@
+"""Shared fixtures: 2 torch threads, a private cache dir, and a small real-looking corpus."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("ANTLM_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+WORDS = ("the a dog dogs cat cats sees see runs run big small red house houses child children "
+         "near with and but is are was were happy quickly slowly tree trees").split()
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("ANTLM_CACHE", str(tmp_path_factory.getbasetemp() / "antlm-cache"))
+
+
+@pytest.fixture
+def text_corpus(tmp_path) -> Path:
+    """A 3-file BabyLM-layout corpus of random word sequences (about 12k words)."""
+    rng = random.Random(0)
+    root = tmp_path / "corpus"
+    root.mkdir()
+    for name in ("a.train", "b.txt", "c.dev"):
+        lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 14))) + " ." for _ in range(500)]
+        (root / name).write_text("\n".join(lines) + "\n")
+    return root
+
+
+def tiny_overrides(corpus: Path, **extra) -> list[str]:
+    base = {
+        "data.corpus": str(corpus), "data.vocab_size": 300, "data.seq_len": 32, "model.max_seq_len": 32,
+        "model.hidden_size": 32, "model.num_layers": 2, "model.num_heads": 4, "model.ffn_size": 64,
+        "train.batch_size": 8, "train.log_every": 5, "train.eval_every": 10, "train.eval_batches": 2,
+        "train.checkpoint_every": 10, "train.progress": "false", "optim.lr": 0.003, "schedule": "10st_clm+10st_mlm+5st_clm",
+    }
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]

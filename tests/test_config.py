@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import pytest
+
+from antlm.config import ConfigError, build_config, dump_yaml, from_dict, load_yaml
+from antlm.schedule import ScheduleError
+
+PRESETS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+def test_presets_exist():
+    names = {p.stem for p in PRESETS}
+    for required in ("tiny", "babyllama-clm-24", "babyllama-antlm-4-16-4", "ltgbert-mlm-72", "ltgbert-antlm-6-60-6"):
+        assert required in names
+        assert f"{required}-cpu" in names or required == "tiny"
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+def test_every_preset_parses_and_roundtrips(path):
+    cfg = build_config(path)
+    assert from_dict(load_yaml(path)) is not None
+    import yaml
+
+    assert from_dict(yaml.safe_load(dump_yaml(cfg))) == cfg
+
+
+def test_paper_presets_match_the_paper():
+    llama = build_config("babyllama-antlm-4-16-4")
+    assert (llama.model.hidden_size, llama.model.num_layers, llama.model.num_heads, llama.model.ffn_size) == (512, 16, 8, 1024)
+    assert (llama.data.vocab_size, llama.data.seq_len, llama.schedule) == (16000, 128, "4_clm+16_mlm+4_clm")
+    assert build_config("babyllama-clm-24").schedule == "24_clm"
+    bert = build_config("ltgbert-antlm-6-60-6")
+    assert bert.model.backbone == "ltgbert" and bert.schedule == "6_clm+60_mlm+6_clm"
+    assert build_config("ltgbert-mlm-72").schedule == "72_mlm"
+
+
+def test_overrides_are_typed():
+    cfg = build_config(None, ["optim.lr=1e-3", "model.num_layers=3", "train.compile=true", "data.word_budget=null"])
+    assert cfg.optim.lr == 1e-3 and cfg.model.num_layers == 3 and cfg.train.compile is True
+    assert cfg.data.word_budget is None
+    assert build_config(None, ["schedule=24_clm", "data.corpus=2024"]).data.corpus == "2024"
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("model.hidden=3", "unknown config key 'model.hidden'"),
+    ("nope=1", "unknown config key 'nope'"),
+    ("model.num_layers=two", "expects int"),
+    ("optim.lr=fast", "expects float"),
+    ("optim.lr=-1", "optim.lr"),
+    ("train.compile=3", "expects bool"),
+    ("model.backbone=gpt", "model.backbone"),
+    ("data.seq_len=4096", "longer than model.max_seq_len"),
+    ("mlm.target_offset=2", "target_offset"),
+    ("train.micro_batch_size=5", "must divide"),
+])
+def test_bad_values_are_named(override, fragment):
+    with pytest.raises(ConfigError, match=None) as info:
+        build_config(None, [override])
+    assert fragment in str(info.value)
+
+
+def test_bad_schedule_names_the_part():
+    with pytest.raises(ScheduleError, match="4_xlm"):
+        build_config(None, ["schedule=4_clm+4_xlm"])
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        build_config(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        build_config(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        build_config(scalar)
