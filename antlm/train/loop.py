@@ -24,7 +24,7 @@ from antlm.objectives import Batch, clm_batch, loss_sum, mask_rate_at, mlm_batch
 from antlm.schedule import Schedule
 from antlm.train import checkpoint as ckpt
 from antlm.train.optim import build_optimizer, lr_at
-from antlm.train.setup import RunError, prepare_data, prepare_out_dir, run_info, write_run_files
+from antlm.train.setup import RunError, claim_out_dir, prepare_data, prepare_out_dir, run_info, write_run_files
 
 DEV_MASK_SEED = 1234
 
@@ -124,14 +124,14 @@ def train(cfg: RunConfig, out: Path, resume: bool = False, force: bool = False, 
     vocab_size = data.tokenizer.get_vocab_size()
     cfg.model.vocab_size = vocab_size
     special = tok_lib.special_ids(data.tokenizer)
-    write_run_files(out, cfg, data.tokenizer, run_info(device))
-
     batch_size = cfg.train.batch_size
     micro = cfg.train.micro_batch_size or batch_size
     steps_per_epoch = len(data.train) // batch_size
     schedule = Schedule(cfg.schedule, steps_per_epoch, batch_size * cfg.data.seq_len)
     total = schedule.total_steps
     stop_at = min(total, cfg.train.max_steps or total)
+    claim_out_dir(out, resume)
+    write_run_files(out, cfg, data.tokenizer, run_info(device))
 
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model).to(device)
@@ -221,6 +221,7 @@ def train(cfg: RunConfig, out: Path, resume: bool = False, force: bool = False, 
     metrics.close()
     if progress is not None:
         progress.close()
-    if step >= total:
+    finished_before = resume and step == total and (out / "final" / "config.json").is_file() and window_steps == 0
+    if step >= total and not finished_before:
         save_final(out / "final", model, cfg, data.tokenizer)
     return {"steps": step, "total_steps": total, "final_loss": last_loss, "out": str(out), "finished": step >= total}

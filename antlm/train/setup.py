@@ -58,7 +58,7 @@ def _diff_keys(a: dict, b: dict, prefix: tuple = ()) -> list[str]:
 
 
 def prepare_out_dir(out: Path, cfg: RunConfig, resume: bool, force: bool) -> RunConfig:
-    """Validate the out dir against the requested mode; returns the config to run with."""
+    """Check the out dir against the requested mode (changing nothing); returns the config to run with."""
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} exists and is not a directory")
     if resume:
@@ -72,9 +72,14 @@ def prepare_out_dir(out: Path, cfg: RunConfig, resume: bool, force: bool) -> Run
         for section, key in RESUMABLE_KEYS:
             setattr(getattr(saved, section), key, getattr(getattr(cfg, section), key))
         return saved
-    if is_run_dir(out):
-        if not force:
-            raise RunError(f"{out} already holds a run; use --resume to continue it or --force to replace it")
+    if is_run_dir(out) and not force:
+        raise RunError(f"{out} already holds a run; use --resume to continue it or --force to replace it")
+    return cfg
+
+
+def claim_out_dir(out: Path, resume: bool) -> None:
+    """Called only once the config and data are known good, so a failed start never deletes a run."""
+    if not resume and is_run_dir(out):  # --force was given (checked in prepare_out_dir)
         for marker in RUN_MARKERS + ("tokenizer.json", "run_info.json"):
             path = out / marker
             if path.is_dir():
@@ -82,7 +87,6 @@ def prepare_out_dir(out: Path, cfg: RunConfig, resume: bool, force: bool) -> Run
             elif path.exists():
                 path.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    return cfg
 
 
 def _git_commit() -> Optional[str]:
@@ -182,4 +186,4 @@ def prepare_command(cfg: RunConfig, log: Callable = print) -> dict:
     return summary
 
 
-__all__ = ["prepare_out_dir", "prepare_data", "write_run_files", "run_info", "prepare_command", "count_words"]
+__all__ = ["prepare_out_dir", "claim_out_dir", "prepare_data", "write_run_files", "run_info", "prepare_command", "count_words"]
