@@ -1,4 +1,4 @@
-"""The `antlm` command: prepare, train, demo.
+"""The `antlm` command: prepare, train, eval, export, demo.
 
 Every user-facing failure ends as one line on stderr and exit code 2; tracebacks are for bugs.
 """
@@ -40,6 +40,31 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its newest valid checkpoint")
     train.add_argument("--force", action="store_true", help="replace a run that already exists in --out")
 
+    evaluate = commands.add_parser("eval", help="evaluate a model on the BabyLM 2024 suite")
+    evaluate.add_argument("model", help="run directory or its final/")
+    evaluate.add_argument("--data", required=True, help="evaluation_data/ (BabyLM 2024) or ../shared/data")
+    evaluate.add_argument("--tasks", default="blimp,blimp_supplement,ewok,glue", help="comma-separated (default: all)")
+    evaluate.add_argument("--backend", default="causal", choices=("causal", "mlm", "hybrid"))
+    evaluate.add_argument("--compat", dest="mode", default="babylm2024", choices=("babylm2024", "clean"),
+                          help="babylm2024 reproduces the official pipeline's quirks; clean drops them")
+    evaluate.add_argument("--variant", default="original", choices=("original", "within_word_l2r"), help="PLL variant")
+    evaluate.add_argument("--reduction", choices=("sum", "mean"), help="default: mean for masked models in babylm2024 mode, else sum")
+    evaluate.add_argument("--limit", type=int, help="first N items of each subtask (quick checks)")
+    evaluate.add_argument("--out", default="results.json")
+    evaluate.add_argument("--submission", help="also write the BabyLM submission file (.json.gz)")
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--batch-tokens", type=int, default=16384)
+    evaluate.add_argument("--glue-tasks", help="comma-separated subset of GLUE tasks")
+    evaluate.add_argument("--glue-epochs", type=int, help="fewer fine-tuning epochs than the recipe's 10")
+    evaluate.add_argument("--glue-train-limit", type=int, help="first N training examples per GLUE task")
+    evaluate.add_argument("--glue-eval-limit", type=int, help="first N validation examples per GLUE task")
+
+    export = commands.add_parser("export", help="export a model for other tools")
+    export.add_argument("model", help="run directory or its final/")
+    export.add_argument("--to", default="hf", choices=("hf",))
+    export.add_argument("out", help="output directory")
+    export.add_argument("--force", action="store_true", help="replace an existing export")
+
     demo = commands.add_parser("demo", help="train a CLM baseline and an AntLM model on the embedded corpus and compare")
     demo.add_argument("--out", default="runs/demo", help="directory for the two runs (default runs/demo)")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -55,6 +80,14 @@ def run(args: argparse.Namespace) -> int:
 
         run_demo(Path(args.out), args.overrides, force=args.force, log=_log)
         return 0
+    if args.command == "eval":
+        return run_eval_command(args)
+    if args.command == "export":
+        from antlm.export.hf import export_hf
+
+        path = export_hf(Path(args.model), Path(args.out), force=args.force)
+        _log(f"exported {args.model} to {path}")
+        return 0
     cfg = build_config(args.config, args.overrides)
     if args.command == "prepare":
         from antlm.train.setup import prepare_command
@@ -67,6 +100,28 @@ def run(args: argparse.Namespace) -> int:
 
     result = train(cfg, Path(args.out), resume=args.resume, force=args.force, log=_log)
     _log(f"done: {result['steps']}/{result['total_steps']} steps, final train loss {result['final_loss']:.4f}, run in {result['out']}")
+    return 0
+
+
+def run_eval_command(args: argparse.Namespace) -> int:
+    from antlm.eval.runner import EvalOptions, format_table, run_eval, set_threads_for, write_outputs
+    from antlm.eval.tasks import parse_task_list
+
+    if args.limit is not None and args.limit <= 0:
+        raise UserError("--limit must be positive")
+    glue = {key: value for key, value in (("max_epochs", args.glue_epochs), ("train_limit", args.glue_train_limit),
+                                          ("eval_limit", args.glue_eval_limit)) if value is not None}
+    options = EvalOptions(
+        tasks=parse_task_list(args.tasks), backend=args.backend, mode=args.mode, variant=args.variant,
+        reduction=args.reduction, limit=args.limit, batch_tokens=args.batch_tokens, device=args.device,
+        progress=sys.stderr.isatty(), glue=glue,
+        glue_tasks=[t.strip() for t in args.glue_tasks.split(",")] if args.glue_tasks else None,
+    )
+    set_threads_for(args.device)
+    results = run_eval(Path(args.model), Path(args.data), options, log=_log)
+    write_outputs(results, Path(args.out), Path(args.submission) if args.submission else None)
+    print(format_table(results))
+    _log(f"results written to {args.out}" + (f", submission to {args.submission}" if args.submission else ""))
     return 0
 
 

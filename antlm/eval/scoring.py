@@ -1,53 +1,169 @@
-"""Zero-shot minimal-pair scoring with a causal model: a sentence's score is the sum of its token
-log-probabilities after a `<s>` token; a pair is right when the good sentence scores higher.
+"""Sentence scores for zero-shot minimal pairs: causal log-likelihood and masked pseudo-log-likelihood.
 
-Sentences are sorted by length and batched with right padding; under the causal mask padding
-never influences real positions, so batching changes no score.
+- causal: sum of log p(token | left context) over the continuation tokens, after `<s>` (or after
+  the context tokens when there is one).
+- mlm: pseudo-log-likelihood (Salazar et al. 2020): each continuation token is masked in turn and
+  scored from both sides. `within_word_l2r` (Kauf & Ivanova 2023) also masks the rest of the
+  token's word to its right, so a word's later pieces do not give its first piece away. The
+  model's own MLM target offset decides where the prediction is read: at the masked position
+  (offset 0, BERT) or one to its left (offset 1, MNTP).
+
+Speed: every masked copy of every sentence becomes one row; rows are grouped by length (no
+padding at all within a group), packed under a token budget, run once under
+`torch.inference_mode`, and the LM head runs only at the one position each row predicts.
 """
 from __future__ import annotations
 
 import json
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Optional
 
 import torch
 from tokenizers import Tokenizer
 
-from antlm.data.tokenizer import BOS, PAD
+from antlm.data.tokenizer import BOS, EOS, MASK
 from antlm.errors import UserError
 
 
+@dataclass(frozen=True)
+class Request:
+    """One scoring request: `prefix` ids are conditioned on, `target` ids are scored."""
+    prefix: tuple[int, ...]
+    target: tuple[int, ...]
+    target_words: tuple[int, ...] = ()  # word index of each target token (for within_word_l2r)
+    suffix: tuple[int, ...] = ()  # seen by masked models only (e.g. the closing </s>)
+
+
+def _max_len(model) -> int:
+    return model.cfg.max_seq_len
+
+
+def _check_length(model, requests: list[Request]) -> None:
+    limit = _max_len(model)
+    for request in requests:
+        length = len(request.prefix) + len(request.target) + len(request.suffix)
+        if length > limit:
+            raise UserError(f"an item needs {length} tokens, more than the model's max_seq_len={limit}")
+
+
+def _batches(groups: dict[int, list], batch_tokens: int) -> Iterable[tuple[int, list]]:
+    for length in sorted(groups):
+        rows = groups[length]
+        per_batch = max(1, batch_tokens // length)
+        for start in range(0, len(rows), per_batch):
+            yield length, rows[start:start + per_batch]
+
+
 @torch.inference_mode()
-def causal_logprobs(model, tokenizer: Tokenizer, sentences: list[str], batch_tokens: int = 8192) -> list[float]:
-    bos, pad = tokenizer.token_to_id(BOS), tokenizer.token_to_id(PAD)
-    encoded = [[bos] + enc.ids for enc in tokenizer.encode_batch(sentences, add_special_tokens=False)]
-    max_len = model.cfg.max_seq_len if hasattr(model, "cfg") else None
-    if max_len is not None and (longest := max(map(len, encoded), default=0)) > max_len:
-        raise UserError(f"a sentence has {longest} tokens with <s>, more than the model's max_seq_len={max_len}")
+def causal_scores(model, requests: list[Request], batch_tokens: int = 16384, progress: Optional[Callable] = None) -> list[float]:
+    """Sum of log-probabilities of each request's target tokens given everything before them."""
+    _check_length(model, requests)
     device = next(model.parameters()).device
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    scores = [0.0] * len(encoded)
-    start = 0
-    while start < len(order):
-        end = start + 1
-        # Grow the batch while the padded size (rows x longest) stays under the token budget.
-        while end < len(order) and (end - start + 1) * len(encoded[order[end]]) <= batch_tokens:
-            end += 1
-        rows = [encoded[i] for i in order[start:end]]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        for r, row in enumerate(rows):
-            ids[r, : len(row)] = torch.tensor(row)
-        ids = ids.to(device)
-        logits = model(ids, causal=True).float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-        lengths = torch.tensor([len(r) for r in rows], device=device)
-        valid = torch.arange(width - 1, device=device)[None, :] < (lengths[:, None] - 1)
-        sums = (logprobs * valid).sum(dim=1).tolist()
-        for i, value in zip(order[start:end], sums):
+    groups: dict[int, list] = defaultdict(list)
+    for index, request in enumerate(requests):
+        groups[len(request.prefix) + len(request.target)].append(index)
+    scores = [0.0] * len(requests)
+    for length, indices in _batches(groups, batch_tokens):
+        ids = torch.tensor([requests[i].prefix + requests[i].target for i in indices], device=device)
+        logprobs = torch.log_softmax(model(ids[:, :-1], causal=True).float(), dim=-1)
+        token_lp = logprobs.gather(-1, ids[:, 1:, None]).squeeze(-1)
+        starts = torch.tensor([len(requests[i].prefix) - 1 for i in indices], device=device)
+        keep = torch.arange(length - 1, device=device)[None, :] >= starts[:, None]
+        for i, value in zip(indices, (token_lp * keep).sum(dim=1).tolist()):
             scores[i] = value
-        start = end
+        if progress:
+            progress(len(indices))
     return scores
+
+
+def _mask_positions(request: Request, variant: str) -> list[tuple[int, list[int]]]:
+    """(scored position, positions masked) for each target token."""
+    start = len(request.prefix)
+    out = []
+    for j in range(len(request.target)):
+        masked = [start + j]
+        if variant == "within_word_l2r" and request.target_words:
+            k = j + 1
+            while k < len(request.target) and request.target_words[k] == request.target_words[j]:
+                masked.append(start + k)
+                k += 1
+        out.append((start + j, masked))
+    return out
+
+
+@torch.inference_mode()
+def pll_scores(
+    model,
+    requests: list[Request],
+    mask_id: int,
+    target_offset: int,
+    variant: str = "original",
+    reduction: str = "sum",
+    batch_tokens: int = 16384,
+    progress: Optional[Callable] = None,
+) -> list[float]:
+    """Pseudo-log-likelihood of each request's target tokens under the bidirectional mask."""
+    if variant not in ("original", "within_word_l2r"):
+        raise UserError(f"unknown PLL variant '{variant}' (original or within_word_l2r)")
+    if reduction not in ("sum", "mean"):
+        raise UserError(f"unknown reduction '{reduction}' (sum or mean)")
+    _check_length(model, requests)
+    device = next(model.parameters()).device
+    groups: dict[int, list] = defaultdict(list)  # length -> rows (request index, masked positions, scored position)
+    for index, request in enumerate(requests):
+        length = len(request.prefix) + len(request.target) + len(request.suffix)
+        for position, masked in _mask_positions(request, variant):
+            groups[length].append((index, masked, position))
+    totals = [0.0] * len(requests)
+    for length, rows in _batches(groups, batch_tokens):
+        base = torch.tensor([requests[r[0]].prefix + requests[r[0]].target + requests[r[0]].suffix for r in rows])
+        targets = base[torch.arange(len(rows)), torch.tensor([r[2] for r in rows])]
+        mask = torch.zeros_like(base, dtype=torch.bool)
+        for row, (_, masked, _) in enumerate(rows):
+            mask[row, masked] = True
+        inputs = base.masked_fill(mask, mask_id)
+        read = torch.zeros_like(mask)
+        read[torch.arange(len(rows)), torch.tensor([r[2] - target_offset for r in rows])] = True
+        logits = model(inputs.to(device), causal=False, target_mask=read.to(device)).float()
+        values = torch.log_softmax(logits, dim=-1).gather(-1, targets.to(device)[:, None]).squeeze(-1).tolist()
+        for (index, _, _), value in zip(rows, values):
+            totals[index] += value
+        if progress:
+            progress(len(rows))
+    if reduction == "mean":
+        return [total / max(1, len(r.target)) for total, r in zip(totals, requests)]
+    return totals
+
+
+def encode_causal(tokenizer: Tokenizer, context: str, text: str, bos_before_context: bool) -> Request:
+    bos = tokenizer.token_to_id(BOS)
+    target = tuple(tokenizer.encode(text, add_special_tokens=False).ids)
+    if not context:
+        return Request((bos,), target)
+    prefix = tuple(tokenizer.encode(context, add_special_tokens=False).ids)
+    return Request(((bos,) if bos_before_context else ()) + prefix, target)
+
+
+def encode_masked(tokenizer: Tokenizer, context: str, text: str) -> Request:
+    """`<s>` context text `</s>`; tokenizers parses a literal "</s>" in the context as the token."""
+    bos, eos = tokenizer.token_to_id(BOS), tokenizer.token_to_id(EOS)
+    prefix = tuple(tokenizer.encode(context, add_special_tokens=False).ids) if context else ()
+    encoding = tokenizer.encode(text, add_special_tokens=False)
+    words = tuple(w if w is not None else -1 for w in encoding.word_ids)
+    return Request((bos,) + prefix, tuple(encoding.ids), words, (eos,))
+
+
+def mask_id_of(tokenizer: Tokenizer) -> int:
+    return tokenizer.token_to_id(MASK)
+
+
+# --- the small API the demo uses -------------------------------------------------------------
+
+def causal_logprobs(model, tokenizer: Tokenizer, sentences: list[str], batch_tokens: int = 16384) -> list[float]:
+    """Sum of token log-probabilities of each sentence after `<s>`."""
+    return causal_scores(model, [encode_causal(tokenizer, "", s, True) for s in sentences], batch_tokens)
 
 
 def read_pairs(path: Path) -> list[dict]:

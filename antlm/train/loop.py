@@ -87,11 +87,14 @@ def dev_losses(model, maker: BatchMaker, dev: BlockDataset, cfg: RunConfig, devi
     model.eval()
     batch_size = min(cfg.train.micro_batch_size or cfg.train.batch_size, len(dev))
     n_batches = max(1, min(cfg.train.eval_batches, len(dev) // batch_size))
+    # Spread the evaluated blocks over the whole dev set: corpus files are concatenated in order,
+    # so the first blocks would all come from one source.
+    spread = np.linspace(0, len(dev) - 1, n_batches * batch_size).round().astype(np.int64)
     result = {}
     for objective in ("clm", "mlm"):
         total, count = 0.0, 0
         for i in range(n_batches):
-            positions = np.arange(i * batch_size, (i + 1) * batch_size)
+            positions = spread[i * batch_size:(i + 1) * batch_size]
             batch = maker.make(positions, objective, DEV_MASK_SEED + i, step=0).to(device)
             with autocast():
                 total += loss_sum(model, batch).item()

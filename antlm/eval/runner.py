@@ -1,0 +1,213 @@
+"""`antlm eval`: the BabyLM 2024 suite for one model, with causal, masked or hybrid scoring.
+
+Modes (recorded in every results file):
+- `babylm2024` reproduces the official 2024 pipeline's choices, quirks included:
+  1. ties count as correct (lm-eval takes the argmax over [good, bad] and the first index wins a tie);
+  2. causal, empty context (BLiMP, supplement): the sentence is scored after `<s>`;
+  3. causal, with a context (EWoK): the context is encoded without `<s>` (lm-eval adds no BOS for causal
+     models) and only the target's tokens are scored;
+  4. masked models: PLL with the `mean` reduction (per-token average, not the sum);
+  5. masked models, empty context: the context becomes the EOS string joined with a space (`"</s> " + sentence`).
+- `clean` drops the quirks: ties count as wrong, `<s>` before every context, PLL `sum`, no EOS context.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from antlm.data.tokenizer import EOS
+from antlm.errors import UserError
+from antlm.eval import scoring
+from antlm.eval.tasks import ZERO_SHOT_TASKS, Item, detect_layout, load_task
+from antlm.model_io import load_model
+
+BACKENDS = ("causal", "mlm", "hybrid")
+MODES = ("babylm2024", "clean")
+MACRO_PARTS = ("blimp", "blimp_supplement", "ewok", "glue")
+
+
+@dataclass
+class EvalOptions:
+    tasks: list[str]
+    backend: str = "causal"
+    mode: str = "babylm2024"
+    variant: str = "original"
+    reduction: Optional[str] = None  # None: the mode's default for each backend
+    limit: Optional[int] = None
+    batch_tokens: int = 16384
+    device: str = "cpu"
+    progress: bool = False
+    glue: dict = field(default_factory=dict)  # GlueSettings overrides
+    glue_tasks: Optional[list[str]] = None  # None: all seven
+
+
+def reduction_for(options: EvalOptions, backend: str) -> str:
+    if options.reduction:
+        return options.reduction
+    return "mean" if (backend == "mlm" and options.mode == "babylm2024") else "sum"
+
+
+def score_items(model, tokenizer, items: list[Item], backend: str, options: EvalOptions, progress=None) -> list[tuple[float, float]]:
+    compat = options.mode == "babylm2024"
+    requests = []
+    for item in items:
+        for text in (item.good, item.bad):
+            if backend == "causal":
+                requests.append(scoring.encode_causal(tokenizer, item.context, text, bos_before_context=not compat))
+            else:
+                context = item.context or (EOS + " " if compat else "")
+                requests.append(scoring.encode_masked(tokenizer, context, text))
+    if backend == "causal":
+        values = scoring.causal_scores(model, requests, options.batch_tokens, progress)
+    else:
+        offset = model.antlm_config["mlm_target_offset"]
+        values = scoring.pll_scores(model, requests, scoring.mask_id_of(tokenizer), offset, options.variant,
+                                    reduction_for(options, backend), options.batch_tokens, progress)
+    return [(values[2 * i], values[2 * i + 1]) for i in range(len(items))]
+
+
+def _progress_bar(total: int, label: str, enabled: bool):
+    if not enabled:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=label, unit="row", dynamic_ncols=True)
+    return bar, bar.update
+
+
+def evaluate_zero_shot(model, tokenizer, data_dir: Path, backend: str, options: EvalOptions, log: Callable) -> tuple[dict, dict]:
+    """(scores, predictions) for the zero-shot tasks asked for."""
+    ties_win = options.mode == "babylm2024"
+    scores, predictions = {}, {}
+    for task in [t for t in options.tasks if t in ZERO_SHOT_TASKS]:
+        start = time.perf_counter()
+        subtasks = load_task(data_dir, task, options.limit)
+        items = [item for name in subtasks for item in subtasks[name]]
+        bar, update = _progress_bar(len(items) * 2, f"{task} ({backend})", options.progress)
+        pairs = score_items(model, tokenizer, items, backend, options, update)
+        if bar:
+            bar.close()
+        result, preds, cursor = {}, {}, 0
+        for name, subtask_items in subtasks.items():
+            chunk = pairs[cursor:cursor + len(subtask_items)]
+            cursor += len(subtask_items)
+            correct = [(g >= b) if ties_win else (g > b) for g, b in chunk]
+            result[name] = 100.0 * sum(correct) / max(1, len(correct))
+            preds[name] = {"predictions": [{"id": item.id, "pred": item.good if ok else item.bad}
+                                           for item, ok in zip(subtask_items, correct)]}
+        seconds = time.perf_counter() - start
+        scores[task] = {"score": sum(result.values()) / len(result), "subtasks": result, "items": len(items),
+                        "seconds": round(seconds, 1)}
+        predictions[task] = preds
+        log(f"{task} [{backend}]: {scores[task]['score']:.2f} over {len(result)} subtasks, {len(items)} items, {seconds:.0f}s")
+    return scores, predictions
+
+
+def macro_average(task_scores: dict, glue: Optional[dict]) -> dict:
+    parts = dict(task_scores)
+    if glue and glue.get("score") is not None:
+        parts["glue"] = glue
+    missing = [p for p in MACRO_PARTS if p not in parts]
+    if missing:
+        return {"macro": None, "missing": missing}
+    out = {"macro": sum(parts[p]["score"] for p in MACRO_PARTS) / len(MACRO_PARTS), "missing": []}
+    if glue.get("tasks_not_run"):
+        out["note"] = f"GLUE averaged over the tasks that ran; not run: {', '.join(glue['tasks_not_run'])}"
+    return out
+
+
+def _glue_summary(entries: dict) -> dict:
+    ran = {t: e for t, e in entries.items() if e.get("status") == "ok"}
+    return {
+        "score": sum(e["score"] for e in ran.values()) / len(ran) if ran else None,
+        "tasks": {t: {k: v for k, v in e.items() if k != "predictions"} for t, e in entries.items()},
+        "tasks_not_run": [t for t in entries if t not in ran],
+    }
+
+
+def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callable = print) -> dict:
+    if options.backend not in BACKENDS:
+        raise UserError(f"unknown backend '{options.backend}' (causal, mlm or hybrid)")
+    if options.mode not in MODES:
+        raise UserError(f"unknown mode '{options.mode}' (babylm2024 or clean)")
+    layout = detect_layout(data_dir)
+    model, tokenizer = load_model(model_path, options.device)
+    backends = ["causal", "mlm"] if options.backend == "hybrid" else [options.backend]
+    results = {
+        "model": str(model_path), "backbone": model.antlm_config["backbone"], "data": str(data_dir),
+        "layout": layout, "mode": options.mode, "backend": options.backend, "variant": options.variant,
+        "limit": options.limit, "tasks": options.tasks, "results": {}, "complete": False,
+    }
+    submission: dict = {}
+    for backend in backends:
+        entry = {"reduction": reduction_for(options, backend), "variant": options.variant if backend == "mlm" else None}
+        task_scores, predictions = evaluate_zero_shot(model, tokenizer, data_dir, backend, options, log)
+        entry["tasks"] = task_scores
+        glue = None
+        if "glue" in options.tasks:
+            from antlm.eval.glue import GLUE_TASKS, GlueSettings, run_glue
+
+            settings = GlueSettings(**options.glue)
+            glue_tasks = options.glue_tasks or list(GLUE_TASKS)
+            glue_entries = run_glue(model_path, data_dir, glue_tasks, backend, settings, options.device, log, options.progress)
+            glue = _glue_summary(glue_entries)
+            entry["tasks"]["glue"] = glue
+            predictions["glue"] = {t: {"predictions": e["predictions"]} for t, e in glue_entries.items() if e.get("status") == "ok"}
+        entry.update(macro_average(task_scores, glue))
+        results["results"][backend] = entry
+        submission[backend] = predictions
+    reduced_glue = any(k in options.glue for k in ("train_limit", "eval_limit", "max_epochs")) or options.glue_tasks
+    results["complete"] = options.limit is None and not ("glue" in options.tasks and reduced_glue)
+    results["submission"] = submission
+    return results
+
+
+def write_outputs(results: dict, out: Path, submission_path: Optional[Path]) -> None:
+    """Write results.json (and the gzipped submission) only once everything has been scored."""
+    submission = results.pop("submission")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(results, indent=1))
+    os.replace(tmp, out)
+    if submission_path is not None:
+        # A submission holds one prediction per item: hybrid runs submit their causal predictions.
+        backend = "causal" if "causal" in submission else next(iter(submission))
+        tmp = submission_path.with_name(f".{submission_path.name}.tmp-{os.getpid()}")
+        with gzip.open(tmp, "wt", encoding="utf-8") as handle:
+            json.dump(submission[backend], handle)
+        os.replace(tmp, submission_path)
+
+
+def format_table(results: dict) -> str:
+    lines = [f"model {results['model']} ({results['backbone']}), mode {results['mode']}"
+             + (f", limit {results['limit']} per subtask" if results["limit"] else "")]
+    backends = list(results["results"])
+    header = "| task | " + " | ".join(f"{b} ({results['results'][b]['reduction']})" for b in backends) + " |"
+    lines += [header, "|---|" + "---|" * len(backends)]
+    tasks = [t for t in ("blimp", "blimp_supplement", "ewok", "glue") if any(t in results["results"][b]["tasks"] for b in backends)]
+    for task in tasks:
+        cells = []
+        for b in backends:
+            value = results["results"][b]["tasks"].get(task, {}).get("score")
+            cells.append("n/a" if value is None else f"{value:.2f}")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    macro = [results["results"][b]["macro"] for b in backends]
+    lines.append("| **macro** | " + " | ".join("n/a" if m is None else f"**{m:.2f}**" for m in macro) + " |")
+    for b in backends:
+        if results["results"][b]["missing"]:
+            lines.append(f"{b}: no macro-average; missing {', '.join(results['results'][b]['missing'])}")
+        if results["results"][b].get("note"):
+            lines.append(f"{b}: {results['results'][b]['note']}")
+    return "\n".join(lines)
+
+
+def set_threads_for(device: str) -> None:
+    if device == "cpu" and os.environ.get("OMP_NUM_THREADS") is None:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))

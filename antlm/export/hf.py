@@ -1,0 +1,235 @@
+"""Export a trained antlm model to a Hugging Face `transformers` directory.
+
+* BabyLlama -> stock `LlamaForCausalLM` (no remote code). BabyLlama already uses Llama's parameter
+  names and rotate-half rotary convention, so the export only prefixes names with `model.`.
+  The rotary base is written both as `rope_parameters` (how transformers >= 5 reads it; a
+  top-level `rope_theta` is folded into it) and as top-level `rope_theta` (transformers 4.x).
+* LTG-BERT -> `LtgBertForMaskedLM`, shipped as model code next to the weights (ltgbert_hf/) and
+  wired through `auto_map`, so `AutoModelForMaskedLM.from_pretrained(dir, trust_remote_code=True)`
+  loads it. The LM head's decoder is tied to the word embedding; only the embedding is stored.
+
+Special tokens. antlm scores a sentence causally after a `<s>` token, and its masked-LM
+objective sees plain token sequences. The exported tokenizers add special tokens the way each
+model family's users (and scorers such as minicons) expect from a plain `tokenizer(text)` call:
+  * Llama export: `<s> $A` (BOS prepended, no EOS). `tokenizer(s).input_ids[1:]` are antlm's ids,
+    and scoring tokens 1.. of that sequence reproduces antlm's causal score.
+  * LTG-BERT export: `<s> $A </s>`, with `<s>`/`</s>` also declared as cls/sep tokens, which is
+    what minicons' MaskedLMScorer uses to find the positions it must not mask.
+Pass `add_special_tokens=False` to get antlm's bare ids; with minicons, leave its `bos_token`
+option off for the Llama export (the tokenizer already adds `<s>`).
+
+transformers 5's AutoTokenizer reads config.json first, so for the LTG-BERT export it asks about
+remote code unless given `trust_remote_code=True` (answering no still loads the tokenizer).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from tokenizers import Tokenizer, processors
+
+from antlm.data.tokenizer import BOS, EOS, MASK, PAD, UNK
+from antlm.errors import UserError
+from antlm.model_io import load_model
+
+SHIPPED_CODE = Path(__file__).resolve().parent / "ltgbert_hf"
+LTGBERT_FILES = ("configuration_ltgbert.py", "modeling_ltgbert.py")
+
+
+def _require_transformers():
+    try:
+        import transformers
+    except ImportError:
+        raise UserError("exporting to Hugging Face needs the transformers package (pip install transformers)") from None
+    return transformers
+
+
+def export_hf(model_path: str | Path, out_dir: str | Path, force: bool = False) -> Path:
+    """Write a `transformers` directory for the antlm model at `model_path` (run dir or final/).
+
+    Refuses a non-empty `out_dir` unless `force`; the directory appears complete or not at all.
+    """
+    _require_transformers()
+    out = Path(out_dir)
+    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} already exists and is not empty (use --force to replace it)")
+    source = Path(model_path).resolve()
+    if out.resolve() == source or out.resolve() in source.parents:
+        # --force would replace the directory that holds the model being exported.
+        raise UserError(f"the export directory {out} must not contain the model {model_path}")
+    model, tokenizer = load_model(model_path)
+    meta = model.antlm_config
+    backbone = meta["backbone"]
+    if backbone == "ltgbert" and meta.get("mlm_target_offset", 0) != 0:
+        # A masked-LM class promises in-place predictions; shifted (MNTP) logits would silently
+        # score the wrong tokens under any HF masked-LM scorer.
+        raise UserError("only LTG-BERT models trained with mlm.target_offset=0 can be exported as a masked LM")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        if backbone == "babyllama":
+            _write_llama(tmp, model, tokenizer)
+        elif backbone == "ltgbert":
+            _write_ltgbert(tmp, model, tokenizer)
+        else:
+            raise UserError(f"cannot export backbone '{backbone}' to Hugging Face")
+        _replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    # Move the old directory aside first so that a failure never leaves `out` half-written.
+    old = None
+    if out.exists() or out.is_symlink():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.rename(out, old)
+    os.rename(tmp, out)
+    if old is None:
+        return
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old)
+    else:
+        old.unlink()
+
+
+def _save_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    # Cloning breaks any storage sharing, which safetensors refuses; "pt" is what transformers checks.
+    save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}, str(path),
+              metadata={"format": "pt"})
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _special_ids(tokenizer: Tokenizer) -> dict[str, int]:
+    return {name: tokenizer.token_to_id(tok) for name, tok in
+            (("pad", PAD), ("bos", BOS), ("eos", EOS), ("mask", MASK), ("unk", UNK))}
+
+
+def _write_tokenizer(directory: Path, tokenizer: Tokenizer, single: str, pair: str, max_len: int,
+                     **special: str) -> None:
+    from transformers import PreTrainedTokenizerFast
+
+    ids = _special_ids(tokenizer)
+    hf_tok = Tokenizer.from_str(tokenizer.to_str())  # a copy: the loaded tokenizer stays untouched
+    hf_tok.post_processor = processors.TemplateProcessing(
+        single=single, pair=pair, special_tokens=[(BOS, ids["bos"]), (EOS, ids["eos"])])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=hf_tok, bos_token=BOS, eos_token=EOS, pad_token=PAD, mask_token=MASK,
+        unk_token=UNK, model_max_length=max_len, clean_up_tokenization_spaces=False,
+        model_input_names=["input_ids", "attention_mask"], **special)
+    fast.save_pretrained(str(directory))
+    # transformers 5 writes its own class name (TokenizersBackend), which 4.x cannot resolve;
+    # PreTrainedTokenizerFast loads the same tokenizer.json under both.
+    config_path = directory / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    _write_json(config_path, config)
+
+
+def llama_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """BabyLlama names are LlamaModel names; only the LM head lives outside `model.`."""
+    return {(name if name.startswith("lm_head.") else f"model.{name}"): tensor
+            for name, tensor in model.state_dict().items()}
+
+
+def llama_config(cfg, tokenizer: Tokenizer) -> dict:
+    ids = _special_ids(tokenizer)
+    return {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size, "intermediate_size": cfg.ffn_size,
+        "num_hidden_layers": cfg.num_layers, "num_attention_heads": cfg.num_heads,
+        "num_key_value_heads": cfg.num_heads, "head_dim": cfg.hidden_size // cfg.num_heads,
+        "hidden_act": "silu", "max_position_embeddings": cfg.max_seq_len, "rms_norm_eps": cfg.norm_eps,
+        "rope_theta": cfg.rope_theta,
+        "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_theta},
+        "attention_bias": False, "mlp_bias": False, "attention_dropout": cfg.attention_dropout,
+        "tie_word_embeddings": False, "initializer_range": cfg.init_std, "use_cache": True,
+        "bos_token_id": ids["bos"], "eos_token_id": ids["eos"], "pad_token_id": ids["pad"],
+        "dtype": "float32",
+    }
+
+
+def _write_llama(directory: Path, model, tokenizer: Tokenizer) -> None:
+    _save_weights(directory / "model.safetensors", llama_state_dict(model))
+    _write_json(directory / "config.json", llama_config(model.cfg, tokenizer))
+    _write_json(directory / "generation_config.json", {
+        "bos_token_id": tokenizer.token_to_id(BOS), "eos_token_id": tokenizer.token_to_id(EOS),
+        "pad_token_id": tokenizer.token_to_id(PAD)})
+    _write_tokenizer(directory, tokenizer, single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B",
+                     max_len=model.cfg.max_seq_len)
+
+
+def ltgbert_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Encoder weights move under `ltgbert.`; the tied decoder weight is left to weight tying."""
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if name == "head.decoder.weight":
+            continue
+        state[name if name.startswith("head.") else f"ltgbert.{name}"] = tensor
+    return state
+
+
+def ltgbert_config(cfg, tokenizer: Tokenizer) -> dict:
+    ids = _special_ids(tokenizer)
+    return {
+        "architectures": ["LtgBertForMaskedLM"], "model_type": "antlm-ltgbert",
+        "auto_map": {"AutoConfig": "configuration_ltgbert.LtgBertConfig",
+                     "AutoModel": "modeling_ltgbert.LtgBertModel",
+                     "AutoModelForMaskedLM": "modeling_ltgbert.LtgBertForMaskedLM"},
+        "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size, "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_heads, "intermediate_size": cfg.ffn_size,
+        "max_position_embeddings": cfg.max_seq_len, "position_bucket_size": cfg.position_buckets,
+        "layer_norm_eps": cfg.norm_eps, "hidden_dropout_prob": cfg.dropout,
+        "attention_probs_dropout_prob": cfg.attention_dropout, "initializer_range": cfg.init_std,
+        "pad_token_id": ids["pad"], "bos_token_id": ids["bos"], "eos_token_id": ids["eos"],
+        "mask_token_id": ids["mask"], "tie_word_embeddings": True, "dtype": "float32",
+    }
+
+
+def _write_ltgbert(directory: Path, model, tokenizer: Tokenizer) -> None:
+    _save_weights(directory / "model.safetensors", ltgbert_state_dict(model))
+    _write_json(directory / "config.json", ltgbert_config(model.cfg, tokenizer))
+    for name in LTGBERT_FILES:
+        shutil.copyfile(SHIPPED_CODE / name, directory / name)
+    _write_tokenizer(directory, tokenizer, single=f"{BOS} $A {EOS}", pair=f"{BOS} $A {EOS} $B {EOS}",
+                     max_len=model.cfg.max_seq_len, cls_token=BOS, sep_token=EOS)
+
+
+@torch.inference_mode()
+def hf_causal_logprobs(hf_dir: str | Path, sentences: list[str], batch_size: int = 32) -> list[float]:
+    """Sum of token log-probs of each sentence after `<s>`, computed with plain transformers.
+
+    The same convention as antlm.eval.scoring.causal_logprobs, so the two agree on an export.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(hf_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(hf_dir)).eval()
+    bos = tokenizer.bos_token_id
+    scores = []
+    for start in range(0, len(sentences), batch_size):
+        rows = [tokenizer(s).input_ids for s in sentences[start:start + batch_size]]
+        rows = [r if r[:1] == [bos] else [bos] + r for r in rows]  # whatever the template does
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, row in enumerate(rows):
+            ids[i, :len(row)] = torch.tensor(row)
+            mask[i, :len(row)] = 1
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        scores.extend((logprobs * mask[:, 1:]).sum(dim=1).tolist())
+    return scores

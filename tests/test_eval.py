@@ -1,0 +1,185 @@
+"""Zero-shot evaluation: batched scoring equals a naive reference, both layouts, results files."""
+import gzip
+import io
+import json
+import random
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from antlm import load_model
+from antlm.config import build_config
+from antlm.errors import UserError
+from antlm.eval import scoring
+from antlm.eval.runner import EvalOptions, format_table, run_eval, write_outputs
+from antlm.eval.tasks import detect_layout, load_task, parse_task_list
+from antlm.train.loop import train
+from conftest import SHARED_DATA, WORDS, tiny_overrides
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evalmodel")
+    rng = random.Random(3)
+    corpus = root / "corpus"
+    corpus.mkdir()
+    (corpus / "a.train").write_text("\n".join(" ".join(rng.choice(WORDS) for _ in range(8)) + " ." for _ in range(800)))
+    train(build_config(None, tiny_overrides(corpus, **{"model.max_seq_len": 64})), root / "run", log=lambda m: None)
+    return root / "run"
+
+
+def _sentences(n, seed=0):
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 9))) + " ." for _ in range(n)]
+
+
+def _naive_pll(model, request, mask_id, offset, variant):
+    total = 0.0
+    full = list(request.prefix + request.target + request.suffix)
+    for position, masked in scoring._mask_positions(request, variant):
+        ids = torch.tensor([full])
+        ids[0, masked] = mask_id
+        logits = model(ids, causal=False)[0, position - offset]
+        total += torch.log_softmax(logits, -1)[full[position]].item()
+    return total
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+@pytest.mark.parametrize("variant", ["original", "within_word_l2r"])
+def test_batched_pll_equals_naive(tiny_model, offset, variant):
+    model, tok = load_model(tiny_model)
+    requests = [scoring.encode_masked(tok, "the dog ." if i % 3 == 0 else "", s) for i, s in enumerate(_sentences(6))]
+    batched = scoring.pll_scores(model, requests, scoring.mask_id_of(tok), offset, variant, "sum", batch_tokens=64)
+    for request, value in zip(requests, batched):
+        assert abs(value - _naive_pll(model, request, scoring.mask_id_of(tok), offset, variant)) < 1e-4
+    means = scoring.pll_scores(model, requests, scoring.mask_id_of(tok), offset, variant, "mean")
+    assert all(abs(m - b / len(r.target)) < 1e-5 for m, b, r in zip(means, batched, requests))
+
+
+def test_within_word_masks_the_rest_of_the_word(tiny_model):
+    _, tok = load_model(tiny_model)
+    request = scoring.encode_masked(tok, "", "unbelievably happy")
+    plan = scoring._mask_positions(request, "within_word_l2r")
+    words = request.target_words
+    assert len(set(words)) == 2 and len(request.target) > 2
+    first = plan[0][1]
+    assert len(first) == words.count(words[0])  # the first piece hides its whole word
+
+
+def test_batched_causal_equals_naive(tiny_model):
+    model, tok = load_model(tiny_model)
+    sentences = _sentences(20, seed=1)
+    batched = scoring.causal_logprobs(model, tok, sentences, batch_tokens=40)
+    for sentence, value in zip(sentences, batched):
+        ids = torch.tensor([[1] + tok.encode(sentence).ids])
+        lp = torch.log_softmax(model(ids, causal=True)[0, :-1], -1).gather(-1, ids[0, 1:, None]).sum().item()
+        assert abs(lp - value) < 1e-4
+
+
+def _write_official_layout(root: Path, with_glue=False) -> Path:
+    data = root / "evaluation_data"
+    rng = random.Random(5)
+    pairs = lambda n: "\n".join(json.dumps({"sentence_good": g, "sentence_bad": b}) for g, b in  # noqa: E731
+                                zip(_sentences(n, rng.random()), _sentences(n, rng.random())))
+    (data / "blimp_filtered").mkdir(parents=True)
+    for i in range(67):
+        (data / "blimp_filtered" / f"p{i:02d}.jsonl").write_text(pairs(3))
+    (data / "supplement_filtered").mkdir()
+    for i in range(5):
+        (data / "supplement_filtered" / f"s{i}.jsonl").write_text(pairs(4))
+    (data / "ewok_filtered").mkdir()
+    for i in range(11):
+        rows = [{"Context1": "the cat sees .", "Target1": t1, "Target2": t2} for t1, t2 in zip(_sentences(2, i), _sentences(2, i + 50))]
+        (data / "ewok_filtered" / f"d{i}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    return root
+
+
+def test_official_layout_hybrid_run(tiny_model, tmp_path):
+    root = _write_official_layout(tmp_path)
+    assert detect_layout(root) == "babylm2024"
+    options = EvalOptions(tasks=["blimp", "blimp_supplement", "ewok"], backend="hybrid")
+    results = run_eval(tiny_model, root, options, log=lambda m: None)
+    for backend, reduction in (("causal", "sum"), ("mlm", "mean")):
+        entry = results["results"][backend]
+        assert entry["reduction"] == reduction and set(entry["tasks"]) == {"blimp", "blimp_supplement", "ewok"}
+        assert len(entry["tasks"]["blimp"]["subtasks"]) == 67 and entry["macro"] is None and entry["missing"] == ["glue"]
+        blimp = entry["tasks"]["blimp"]
+        assert abs(blimp["score"] - sum(blimp["subtasks"].values()) / 67) < 1e-9
+    assert results["mode"] == "babylm2024" and results["complete"]
+    write_outputs(results, tmp_path / "r.json", tmp_path / "sub.json.gz")
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["backend"] == "hybrid" and "submission" not in saved
+    sub = json.load(gzip.open(tmp_path / "sub.json.gz", "rt"))
+    assert set(sub) == {"blimp", "blimp_supplement", "ewok"}
+    assert len(sub["ewok"]["d0"]["predictions"]) == 2 and {"id", "pred"} == set(sub["ewok"]["d0"]["predictions"][0])
+    assert "macro" in format_table(saved | {"results": saved["results"]})
+
+
+def test_ties_count_only_in_compat_mode(tiny_model, tmp_path):
+    root = tmp_path / "ties"
+    (root / "blimp_filtered").mkdir(parents=True)
+    same = json.dumps({"sentence_good": "the dog runs .", "sentence_bad": "the dog runs ."})
+    for i in range(67):
+        (root / "blimp_filtered" / f"p{i}.jsonl").write_text(same)
+    (root / "supplement_filtered").mkdir()
+    compat = run_eval(tiny_model, root, EvalOptions(tasks=["blimp"]), log=lambda m: None)
+    clean = run_eval(tiny_model, root, EvalOptions(tasks=["blimp"], mode="clean"), log=lambda m: None)
+    assert compat["results"]["causal"]["tasks"]["blimp"]["score"] == 100.0
+    assert clean["results"]["causal"]["tasks"]["blimp"]["score"] == 0.0
+
+
+def test_limit_is_recorded_as_incomplete(tiny_model, tmp_path):
+    root = _write_official_layout(tmp_path)
+    results = run_eval(tiny_model, root, EvalOptions(tasks=["blimp_supplement"], limit=2), log=lambda m: None)
+    assert results["complete"] is False and results["results"]["causal"]["tasks"]["blimp_supplement"]["items"] == 10
+
+
+def test_bad_task_data(tmp_path):
+    root = _write_official_layout(tmp_path)
+    bad = root / "evaluation_data" / "blimp_filtered" / "p05.jsonl"
+    bad.write_text(bad.read_text() + "\n{not json\n")
+    with pytest.raises(UserError, match=r"p05\.jsonl:4: malformed JSON"):
+        load_task(root, "blimp")
+    (root / "evaluation_data" / "blimp_filtered" / "p06.jsonl").unlink()
+    with pytest.raises(UserError, match="needs 67"):
+        load_task(root, "blimp")
+    with pytest.raises(UserError, match="unknown task 'blimpp'"):
+        parse_task_list("blimpp,ewok")
+    with pytest.raises(UserError, match="not found"):
+        detect_layout(tmp_path / "nothing")
+
+
+def test_ewok_zip_is_read_in_memory(tmp_path, monkeypatch):
+    root = tmp_path / "shared"
+    (root / "ewok").mkdir(parents=True)
+    (root / "blimp_supplement").mkdir()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(11):
+            row = {"Context1": "c", "Target1": "a", "Target2": "b"}
+            archive.writestr(f"ewok_filtered/d{i}.jsonl", json.dumps(row))
+    (root / "ewok" / "ewok_filtered.zip").write_bytes(buffer.getvalue())
+    items = load_task(root, "ewok")
+    assert len(items) == 11 and items["d0"][0].context == "c"
+    assert sorted(p.name for p in root.rglob("*")) == ["blimp_supplement", "ewok", "ewok_filtered.zip"]
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "blimp_filtered").is_dir(), reason="shared data not found at ../shared/data")
+def test_real_zero_shot_data_counts():
+    assert detect_layout(SHARED_DATA) == "shared"
+    blimp = load_task(SHARED_DATA, "blimp")
+    assert len(blimp) == 67 and sum(map(len, blimp.values())) == 59_875
+    supplement = load_task(SHARED_DATA, "blimp_supplement")
+    assert sum(map(len, supplement.values())) == 5_218
+    ewok = load_task(SHARED_DATA, "ewok")
+    assert len(ewok) == 11 and sum(map(len, ewok.values())) == 7_618
+    assert ewok["agent-properties"][0].context and ewok["agent-properties"][0].good
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "ewok").is_dir(), reason="shared data not found at ../shared/data")
+def test_wrong_ewok_password_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("ANTLM_EWOK_PASSWORD", "wrong")
+    with pytest.raises(UserError, match="EWoK password"):
+        load_task(SHARED_DATA, "ewok", limit=1)
