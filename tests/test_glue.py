@@ -137,6 +137,14 @@ def test_official_layout_f1_mnli_mismatched_and_limits(models, official_layout):
     assert 0 <= mnli["score_mismatched"] <= 100 and {p["pred"] for p in mnli["predictions"]} <= {0, 1, 2}
 
 
+def test_gradient_accumulation_matches_full_batch(models, shared_layout):
+    base = {**FAST, "max_epochs": 2, "train_limit": 64, "eval_limit": 16}
+    full, accum = (run_glue(models["babyllama"], shared_layout, ["rte"], "causal", GlueSettings(**settings),
+                            log=QUIET)["rte"] for settings in (base, {**base, "micro_batch_size": 5}))
+    assert [h["train_loss"] for h in full["history"]] == pytest.approx([h["train_loss"] for h in accum["history"]],
+                                                                        abs=1e-5)
+
+
 def test_patience_stops_when_nothing_improves(models, shared_layout):
     # lr=0 leaves the weights unchanged, so every epoch scores the same: epoch 1 stays best and the
     # run stops after `patience` more epochs.

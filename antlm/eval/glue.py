@@ -36,9 +36,11 @@ from typing import Callable, Iterable, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from antlm.data.tokenizer import BOS, EOS, PAD
 from antlm.errors import UserError
+from antlm.model_io import load_model
 
 GLUE_TASKS = ("boolq", "mnli", "mrpc", "multirc", "qqp", "rte", "wsc")
 BACKENDS = ("causal", "mlm")
@@ -116,6 +118,7 @@ class TaskData:
     train_path: Path
     validation_path: Path
     mismatched_path: Optional[Path]
+    """Where mnli's mismatched split is (or was looked for); None for other tasks."""
 
 
 def _pair(task: str, row: dict) -> tuple[str, str]:
@@ -180,8 +183,7 @@ def load_task_data(data_dir, task: str) -> TaskData:
         raise UserError(f"validation file for {task} not found: {valid_path}")
     train = read_jsonl(train_path, task) if train_path.is_file() else None
     mismatched = read_jsonl(mm_path, task) if mm_path is not None and mm_path.is_file() else None
-    return TaskData(task, train, read_jsonl(valid_path, task), mismatched, train_path, valid_path,
-                    mm_path if mismatched is not None else None)
+    return TaskData(task, train, read_jsonl(valid_path, task), mismatched, train_path, valid_path, mm_path)
 
 
 # -------------------------------------------------------------------------------------- metrics
@@ -311,15 +313,36 @@ def _scores(task: str, preds: list, examples: list) -> dict:
     return out
 
 
+def _train_epoch(classifier, rows: list, labels: torch.Tensor, order: list, s: GlueSettings, optimizer,
+                 scheduler, pad: int, device, autocast, bar) -> float:
+    """One pass over `rows` in `order`; returns the mean training loss."""
+    classifier.train()
+    micro = min(s.micro_batch_size or s.batch_size, s.batch_size)
+    loss_sum = 0.0
+    for start in range(0, len(order), s.batch_size):
+        batch = order[start: start + s.batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        for m in range(0, len(batch), micro):
+            part = batch[m: m + micro]
+            ids, mask = _collate([rows[i] for i in part], pad, device)
+            with autocast():
+                logits = classifier(ids, mask)
+            # Sum over rows / batch rows: accumulated micro-batches give the full-batch gradient.
+            loss = F.cross_entropy(logits.float(), labels[part].to(device), reduction="sum") / len(batch)
+            loss.backward()
+            loss_sum += loss.item() * len(batch)
+        if s.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(classifier.parameters(), s.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        bar.update(1)
+    return loss_sum / max(1, len(order))
+
+
 def finetune_task(model_path, data: TaskData, backend: str, s: GlueSettings, device="cpu",
                   log: Callable = print, progress: bool = False) -> dict:
-    from tqdm import tqdm
-
-    from antlm.model_io import load_model
-
     task, device = data.task, torch.device(device)
-    use_bf16 = device.type == "cuda"
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else nullcontext
     backbone, tokenizer = load_model(model_path, device)
     model_cfg = backbone.antlm_config["model"]
     max_length = min(s.max_length, model_cfg["max_seq_len"])
@@ -337,41 +360,23 @@ def finetune_task(model_path, data: TaskData, backend: str, s: GlueSettings, dev
     mm_rows = encode(tokenizer, mismatched, max_length) if mismatched is not None else None
     labels = torch.tensor([e.label for e in train])
 
-    micro = min(s.micro_batch_size or s.batch_size, s.batch_size)
     steps_per_epoch = math.ceil(len(train) / s.batch_size)
     optimizer = _optimizer(classifier, s)
+    # The schedule spans max_epochs even when early stopping ends the run sooner (as HF does).
     scheduler = _linear_schedule(optimizer, steps_per_epoch * s.max_epochs, s.warmup_fraction)
     shuffle = torch.Generator().manual_seed(s.seed)
     stopper, best, history, metric = EarlyStopping(s.patience), {}, [], "f1" if task in F1_TASKS else "accuracy"
     epoch = 0
     for epoch in range(1, s.max_epochs + 1):
-        classifier.train()
         order = torch.randperm(len(train), generator=shuffle).tolist()
-        loss_sum = 0.0
-        bar = tqdm(total=steps_per_epoch, desc=f"{task} epoch {epoch}", disable=not progress, leave=False)
-        for start in range(0, len(order), s.batch_size):
-            batch = order[start: start + s.batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            for m in range(0, len(batch), micro):
-                part = batch[m: m + micro]
-                ids, mask = _collate([train_rows[i] for i in part], pad, device)
-                with autocast():
-                    logits = classifier(ids, mask)
-                # Sum over rows / batch rows: accumulated micro-batches give the full-batch gradient.
-                loss = F.cross_entropy(logits.float(), labels[part].to(device), reduction="sum") / len(batch)
-                loss.backward()
-                loss_sum += loss.item() * len(batch)
-            if s.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(classifier.parameters(), s.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            bar.update(1)
-        bar.close()
+        with tqdm(total=steps_per_epoch, desc=f"{task} epoch {epoch}", disable=not progress, leave=False) as bar:
+            train_loss = _train_epoch(classifier, train_rows, labels, order, s, optimizer, scheduler, pad, device,
+                                      autocast, bar)
         preds = predict(classifier, valid_rows, pad, s.eval_batch_size, device, autocast)
         scores = _scores(task, preds, valid)
-        history.append({"epoch": epoch, "train_loss": loss_sum / max(1, len(train)), **scores})
+        history.append({"epoch": epoch, "train_loss": train_loss, **scores})
         improved = stopper.update(scores[metric], epoch)
-        log(f"glue {task} epoch {epoch}: train loss {history[-1]['train_loss']:.4f}, "
+        log(f"glue {task} epoch {epoch}: train loss {train_loss:.4f}, "
             f"{metric} {scores[metric]:.2f}{' (best)' if improved else ''}")
         if improved:
             best = {"scores": scores, "preds": preds}
@@ -393,7 +398,7 @@ def finetune_task(model_path, data: TaskData, backend: str, s: GlueSettings, dev
         entry["eval_examples_mismatched"] = len(mismatched)
         entry["predictions_mismatched"] = [{"id": f"mnli-mm_{i}", "pred": p} for i, p in enumerate(best["mm_preds"])]
     elif task == "mnli":
-        log(f"glue mnli: no mismatched validation file ({data.mismatched_path or 'none found'}), matched only")
+        log(f"glue mnli: no mismatched validation file at {data.mismatched_path}, matched only")
     return entry
 
 

@@ -23,6 +23,7 @@ from antlm.models import build_model
 from antlm.objectives import Batch, clm_batch, loss_sum, mask_rate_at, mlm_batch
 from antlm.schedule import Schedule
 from antlm.train import checkpoint as ckpt
+from antlm.train.distributed import DistInfo, barrier, init_distributed, shutdown, sum_across
 from antlm.train.optim import build_optimizer, lr_at
 from antlm.train.setup import RunError, claim_out_dir, prepare_data, prepare_out_dir, run_info, write_run_files
 
@@ -114,32 +115,82 @@ def _rewrite_metrics(path: Path, up_to_step: int) -> None:
     os.replace(tmp, path)
 
 
+# Dense bf16 peaks (FLOP/s) for MFU; a device missing here logs no MFU rather than a guess.
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "GH200": 989e12, "A100": 312e12, "L40S": 362e12,
+              "A10": 125e12, "L4": 121e12, "4090": 165e12}
+
+
+def peak_flops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in PEAK_FLOPS.items() if key in name), None)
+
+
+def train_flops_per_token(cfg: RunConfig, head_fraction: float) -> float:
+    """Forward+backward FLOPs per input token (3x forward): matmuls, the LM head at the fraction of
+    positions that have targets, and attention scores/values (dense, as the kernels compute them)."""
+    m = cfg.model
+    # Attention: q, k, v, out projections; FFN: SwiGLU and GEGLU both have three h x ffn matrices.
+    layer = 4 * m.hidden_size * m.hidden_size + 3 * m.hidden_size * m.ffn_size
+    forward = 2 * m.num_layers * layer + 2 * m.vocab_size * m.hidden_size * head_fraction
+    forward += 4 * m.num_layers * cfg.data.seq_len * m.hidden_size
+    return 3 * forward
+
+
 def train(cfg: RunConfig, out: Path, resume: bool = False, force: bool = False, log: Callable = print) -> dict:
+    """Run (or resume) a training run in `out`; under torchrun, every rank calls this."""
     out = Path(out)
     cfg = prepare_out_dir(out, cfg, resume, force)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = pick_device(cfg.train.device)
+    info = init_distributed(device.type)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    try:
+        return _train(cfg, out, resume, device, info, log if info.is_main else (lambda message: None))
+    finally:
+        shutdown(info)
+
+
+def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: DistInfo, log: Callable) -> dict:
     use_bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and device.type == "cuda")
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else nullcontext
 
+    # Rank 0 trains the tokenizer and builds the token store; the others then read them from the cache.
+    if not info.is_main:
+        barrier(info)
     data = prepare_data(cfg, out if resume else None, log)
+    if info.is_main:
+        barrier(info)
     vocab_size = data.tokenizer.get_vocab_size()
     cfg.model.vocab_size = vocab_size
     special = tok_lib.special_ids(data.tokenizer)
     batch_size = cfg.train.batch_size
-    micro = cfg.train.micro_batch_size or batch_size
+    if batch_size % info.world:
+        raise RunError(f"train.batch_size={batch_size} must divide evenly over {info.world} ranks")
+    local_batch = batch_size // info.world
+    micro = min(cfg.train.micro_batch_size or local_batch, local_batch)
+    if local_batch % micro:
+        raise RunError(f"train.micro_batch_size={micro} must divide the per-rank batch of {local_batch}")
     steps_per_epoch = len(data.train) // batch_size
     schedule = Schedule(cfg.schedule, steps_per_epoch, batch_size * cfg.data.seq_len)
     total = schedule.total_steps
     stop_at = min(total, cfg.train.max_steps or total)
-    claim_out_dir(out, resume)
-    write_run_files(out, cfg, data.tokenizer, run_info(device))
+    if info.is_main:
+        claim_out_dir(out, resume)
+        write_run_files(out, cfg, data.tokenizer, {**run_info(device), "world_size": info.world})
 
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model).to(device)
     optimizer = build_optimizer(model, cfg.optim, device)
-    forward_model = torch.compile(model) if cfg.train.compile else model
+    wrapped = model
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        wrapped = DistributedDataParallel(model, device_ids=[info.local_rank] if device.type == "cuda" else None)
+    forward_model = torch.compile(wrapped) if cfg.train.compile else wrapped
     maker = BatchMaker(cfg, data.train, special, vocab_size, total)
     dev_maker = BatchMaker(cfg, data.dev, special, vocab_size, total)
 
@@ -152,22 +203,25 @@ def train(cfg: RunConfig, out: Path, resume: bool = False, force: bool = False, 
             log(f"resumed from {latest} at step {step}")
         else:
             log("no valid checkpoint found; starting from step 0")
-        _rewrite_metrics(metrics_path, step)
-    elif metrics_path.exists():
+        if info.is_main:
+            _rewrite_metrics(metrics_path, step)
+    elif info.is_main and metrics_path.exists():
         metrics_path.unlink()
 
-    log(f"{cfg.model.backbone}: {sum(p.numel() for p in model.parameters()):,} parameters on {device}; "
-        f"{len(data.train):,} train blocks of {cfg.data.seq_len}, {steps_per_epoch} steps/epoch, {total} steps: {schedule.describe()}")
+    log(f"{cfg.model.backbone}: {sum(p.numel() for p in model.parameters()):,} parameters on {device}"
+        f"{f' x {info.world} ranks' if info.enabled else ''}; {len(data.train):,} train blocks of {cfg.data.seq_len}, "
+        f"{steps_per_epoch} steps/epoch, {total} steps: {schedule.describe()}")
     progress = None
-    if cfg.train.progress or (cfg.train.progress is None and sys.stderr.isatty()):
+    if info.is_main and (cfg.train.progress or (cfg.train.progress is None and sys.stderr.isatty())):
         from tqdm import tqdm
 
         progress = tqdm(total=stop_at, initial=step, unit="step", dynamic_ncols=True)
 
-    metrics = open(metrics_path, "a")
+    peak = peak_flops(device)
+    metrics = open(metrics_path, "a") if info.is_main else None
     model.train()
     window_loss = torch.zeros((), device=device)
-    window_steps, window_start, window_tokens = 0, time.perf_counter(), 0
+    window_steps, window_start, window_tokens, window_flops = 0, time.perf_counter(), 0, 0.0
     last_loss = float("nan")
     while step < stop_at:
         objective = schedule.objective_at(step)
@@ -176,12 +230,17 @@ def train(cfg: RunConfig, out: Path, resume: bool = False, force: bool = False, 
             group["lr"] = lr
         positions = maker.positions(step, batch_size, steps_per_epoch)
         batch = maker.make(positions, objective, cfg.train.seed * 1_000_003 + step, step)
-        global_targets = batch.num_targets
-        for part in split_batch(batch, batch_size // micro):
+        # DDP averages gradients over ranks; scaling by the world size turns that into the sum of
+        # per-rank losses, each already divided by the global number of targets.
+        scale = info.world / batch.num_targets
+        parts = split_batch(split_batch(batch, info.world)[info.rank], local_batch // micro)
+        for index, part in enumerate(parts):
             part = part.to(device)
-            with autocast():
-                loss = loss_sum(forward_model, part) / global_targets
-            loss.backward()
+            # Only the last micro-batch all-reduces gradients.
+            with nullcontext() if not info.enabled or index == len(parts) - 1 else wrapped.no_sync():
+                with autocast():
+                    loss = loss_sum(forward_model, part) * scale
+                loss.backward()
             window_loss += loss.detach()
         if cfg.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
@@ -190,41 +249,49 @@ def train(cfg: RunConfig, out: Path, resume: bool = False, force: bool = False, 
         step += 1
         window_steps += 1
         window_tokens += batch.input_ids.numel()
+        head_fraction = 1.0 if objective == "clm" else batch.num_targets / batch.input_ids.numel()
+        window_flops += train_flops_per_token(cfg, head_fraction) * batch.input_ids.numel()
         if progress is not None:
             progress.update(1)
 
         last = step == stop_at
         if step % cfg.train.log_every == 0 or last:
-            last_loss = (window_loss / window_steps).item()
+            last_loss = (sum_across(info, window_loss) / (window_steps * info.world)).item()
             if not math.isfinite(last_loss):
-                metrics.close()
+                if metrics:
+                    metrics.close()
                 raise RunError(f"loss became {last_loss} at step {step}; the last checkpoint is kept in {out / 'checkpoints'}")
-            elapsed = time.perf_counter() - window_start
+            elapsed = max(time.perf_counter() - window_start, 1e-9)
             row = {
                 "split": "train", "step": step, "epoch": round(step / steps_per_epoch, 4),
                 "phase": schedule.phases[schedule.phase_index(step - 1)].phase.text,
                 "objective": objective, "loss": round(last_loss, 5), "lr": lr,
                 "tokens": step * batch_size * cfg.data.seq_len,
-                "tokens_per_s": round(window_tokens / max(elapsed, 1e-9), 1),
+                "tokens_per_s": round(window_tokens / elapsed, 1),
             }
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
+            if peak:
+                row["mfu"] = round(window_flops / elapsed / (peak * info.world), 4)
+            if metrics:
+                metrics.write(json.dumps(row) + "\n")
+                metrics.flush()
             if progress is not None:
                 progress.set_postfix(obj=objective, loss=f"{last_loss:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
             window_loss.zero_()
-            window_steps, window_tokens, window_start = 0, 0, time.perf_counter()
-        if step % cfg.train.eval_every == 0 or last:
+            window_steps, window_tokens, window_flops, window_start = 0, 0, 0.0, time.perf_counter()
+        if info.is_main and (step % cfg.train.eval_every == 0 or last):
             row = {"split": "dev", "step": step, "epoch": round(step / steps_per_epoch, 4)}
             row.update(dev_losses(model, dev_maker, data.dev, cfg, device, autocast))
             metrics.write(json.dumps(row) + "\n")
             metrics.flush()
-        if step % cfg.train.checkpoint_every == 0 or last:
-            ckpt.save_checkpoint(out / "checkpoints", step, model, optimizer, {"schedule": cfg.schedule})
+        if info.is_main and (step % cfg.train.checkpoint_every == 0 or last):
+            ckpt.save_checkpoint(out / "checkpoints", step, model, optimizer, {"schedule": cfg.schedule, "world_size": info.world})
             ckpt.prune(out / "checkpoints", cfg.train.keep_checkpoints)
-    metrics.close()
+    if metrics:
+        metrics.close()
     if progress is not None:
         progress.close()
     finished_before = resume and step == total and (out / "final" / "config.json").is_file() and window_steps == 0
-    if step >= total and not finished_before:
+    if info.is_main and step >= total and not finished_before:
         save_final(out / "final", model, cfg, data.tokenizer)
+    barrier(info)
     return {"steps": step, "total_steps": total, "final_loss": last_loss, "out": str(out), "finished": step >= total}

@@ -1,0 +1,48 @@
+"""torchrun data parallelism on CPU (gloo): 2 ranks equal 1 process with the same global batch."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import REPO, tiny_overrides
+
+
+def _run(corpus, out, nproc, extra=()):
+    args = []
+    for item in tiny_overrides(corpus, schedule="10st_clm+10st_mlm", **{"train.log_every": 1, "train.micro_batch_size": 2}):
+        args += ["--set", item]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    result = subprocess.run([*launcher, "-m", "antlm", "train", "--out", str(out), *args, *extra],
+                            env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not available")
+def test_two_ranks_match_one_process(text_corpus, tmp_path):
+    one = _run(text_corpus, tmp_path / "one", 1)
+    two = _run(text_corpus, tmp_path / "two", 2)
+    losses = lambda rows: [r["loss"] for r in rows if r["split"] == "train"]  # noqa: E731
+    assert len(losses(one)) == 20
+    assert max(abs(a - b) for a, b in zip(losses(one), losses(two))) < 1e-5
+    dev = lambda rows: [r["dev_mlm_loss"] for r in rows if r["split"] == "dev"]  # noqa: E731
+    assert max(abs(a - b) for a, b in zip(dev(one), dev(two))) < 1e-4
+    a, b = load_file(str(tmp_path / "one/final/model.safetensors")), load_file(str(tmp_path / "two/final/model.safetensors"))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
+    info = json.loads((tmp_path / "two" / "run_info.json").read_text())
+    assert info["world_size"] == 2
+
+
+def test_resume_on_a_different_number_of_ranks(text_corpus, tmp_path):
+    whole = _run(text_corpus, tmp_path / "whole", 1)
+    _run(text_corpus, tmp_path / "mixed", 2, ["--set", "train.max_steps=10"])
+    resumed = _run(text_corpus, tmp_path / "mixed", 1, ["--resume"])
+    a = load_file(str(tmp_path / "whole/final/model.safetensors"))
+    b = load_file(str(tmp_path / "mixed/final/model.safetensors"))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
+    assert [r["step"] for r in resumed if r["split"] == "train"] == [r["step"] for r in whole if r["split"] == "train"]
