@@ -120,6 +120,9 @@ class TrainConfig:
     """Stop early after this many steps (the LR schedule still spans the whole run)."""
     progress: Optional[bool] = None
     """Show a progress bar; None: when stderr is a terminal."""
+    max_bad_steps: int = 5
+    """Steps with a non-finite loss or gradient are skipped (no update); after this many the run
+    stops, keeping its last good checkpoint."""
 
 
 @dataclass
@@ -340,6 +343,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"train.precision must be auto, fp32 or bf16, got '{t.precision}'")
     if t.max_steps is not None and t.max_steps <= 0:
         raise ConfigError(f"train.max_steps must be positive, got {t.max_steps}")
+    if t.max_bad_steps < 0:
+        raise ConfigError("train.max_bad_steps must be >= 0")
     if t.keep_checkpoints < 1:
         raise ConfigError("train.keep_checkpoints must be >= 1")
     from antlm.schedule import parse_schedule  # late import: schedule has no config dependency

@@ -404,7 +404,17 @@ def finetune_task(model_path, data: TaskData, backend: str, s: GlueSettings, dev
 
 def run_glue(model_path, data_dir, tasks: Iterable[str], backend: str, settings: Optional[GlueSettings] = None,
              device="cpu", log: Callable = print, progress: bool = False) -> dict:
-    """Fine-tune and score each task; returns {task: entry} (see the module docstring)."""
+    """Fine-tune a fresh copy of the model per task and score it on validation.
+
+    Returns {task: entry}. A trained task's entry: status "ok", metric ("accuracy", or "f1" for
+    mrpc/qqp), score (that metric, 0-100), accuracy [, f1], best_epoch, epochs_run, train_examples,
+    eval_examples, backend, max_length (after clipping to the model), settings (the non-default
+    GlueSettings: a cheaper run is never mistaken for a full one), history (per epoch), and
+    predictions [{"id": "<task>_<i>", "pred": label}] in validation-file order from the best epoch.
+    mnli adds score_mismatched (= accuracy_mismatched), eval_examples_mismatched and
+    predictions_mismatched (ids "mnli-mm_<i>"), all from the epoch that was best on matched.
+    A task without a train file: {"status": "not_run", "reason": "no training data (...)"}.
+    """
     settings = settings or GlueSettings()
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     unknown = [t for t in tasks if t not in GLUE_TASKS]

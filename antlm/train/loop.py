@@ -25,7 +25,9 @@ from antlm.schedule import Schedule
 from antlm.train import checkpoint as ckpt
 from antlm.train.distributed import DistInfo, barrier, init_distributed, shutdown, sum_across
 from antlm.train.optim import build_optimizer, lr_at
-from antlm.train.setup import RunError, claim_out_dir, prepare_data, prepare_out_dir, run_info, write_run_files
+from antlm.train.setup import (
+    RunError, claim_out_dir, lock_out_dir, prepare_data, prepare_out_dir, run_info, write_run_files,
+)
 
 DEV_MASK_SEED = 1234
 
@@ -105,6 +107,13 @@ def dev_losses(model, maker: BatchMaker, dev: BlockDataset, cfg: RunConfig, devi
     return result
 
 
+def fault_injection_steps() -> set[int]:
+    """Steps (1-based) whose loss is made NaN, from $ANTLM_FAULT_NAN_STEPS ("5,6"): the hook the
+    reliability tests use to check that non-finite steps are skipped, then stop the run."""
+    raw = os.environ.get("ANTLM_FAULT_NAN_STEPS", "")
+    return {int(x) for x in raw.split(",") if x.strip().isdigit()}
+
+
 def _rewrite_metrics(path: Path, up_to_step: int) -> None:
     """On resume, drop rows logged after the checkpoint: they will be logged again."""
     if not path.is_file():
@@ -141,20 +150,27 @@ def train_flops_per_token(cfg: RunConfig, head_fraction: float) -> float:
 def train(cfg: RunConfig, out: Path, resume: bool = False, force: bool = False, log: Callable = print) -> dict:
     """Run (or resume) a training run in `out`; under torchrun, every rank calls this."""
     out = Path(out)
-    cfg = prepare_out_dir(out, cfg, resume, force)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    device = pick_device(cfg.train.device)
-    info = init_distributed(device.type)
-    if info.enabled and device.type == "cuda":
-        device = torch.device("cuda", info.local_rank)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    # An existing out dir is locked before it is inspected; a new one right after it is created.
+    locks = [lock_out_dir(out)] if is_main and out.is_dir() else []
     try:
-        return _train(cfg, out, resume, device, info, log if info.is_main else (lambda message: None))
+        cfg = prepare_out_dir(out, cfg, resume, force)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        device = pick_device(cfg.train.device)
+        info = init_distributed(device.type)
+        if info.enabled and device.type == "cuda":
+            device = torch.device("cuda", info.local_rank)
+        try:
+            return _train(cfg, out, resume, device, info, log if info.is_main else (lambda message: None), locks)
+        finally:
+            shutdown(info)
     finally:
-        shutdown(info)
+        for lock in locks:
+            lock.close()
 
 
-def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: DistInfo, log: Callable) -> dict:
+def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: DistInfo, log: Callable, locks: list) -> dict:
     use_bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and device.type == "cuda")
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else nullcontext
 
@@ -180,6 +196,8 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
     stop_at = min(total, cfg.train.max_steps or total)
     if info.is_main:
         claim_out_dir(out, resume)
+        if not locks:
+            locks.append(lock_out_dir(out))
         write_run_files(out, cfg, data.tokenizer, {**run_info(device), "world_size": info.world})
 
     torch.manual_seed(cfg.train.seed)
@@ -221,6 +239,10 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
     metrics = open(metrics_path, "a") if info.is_main else None
     model.train()
     window_loss = torch.zeros((), device=device)
+    window_good = torch.zeros((), dtype=torch.int32, device=device)
+    bad_steps = torch.zeros((), dtype=torch.int32, device=device)
+    device_side_skip = device.type == "cuda" and getattr(optimizer, "defaults", {}).get("fused", False)
+    fault_steps = fault_injection_steps()
     window_steps, window_start, window_tokens, window_flops = 0, time.perf_counter(), 0, 0.0
     last_loss = float("nan")
     while step < stop_at:
@@ -233,7 +255,10 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
         # DDP averages gradients over ranks; scaling by the world size turns that into the sum of
         # per-rank losses, each already divided by the global number of targets.
         scale = info.world / batch.num_targets
+        if step + 1 in fault_steps:
+            scale = scale * float("nan")
         parts = split_batch(split_batch(batch, info.world)[info.rank], local_batch // micro)
+        step_loss = torch.zeros((), device=device)
         for index, part in enumerate(parts):
             part = part.to(device)
             # Only the last micro-batch all-reduces gradients.
@@ -241,11 +266,23 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
                 with autocast():
                     loss = loss_sum(forward_model, part) * scale
                 loss.backward()
-            window_loss += loss.detach()
-        if cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        optimizer.step()
+            step_loss += loss.detach()
+        # The gradient norm (after the all-reduce, so the same on every rank) is where a non-finite
+        # loss or gradient shows; an infinite max_norm leaves the gradients bitwise unchanged.
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf"))
+        bad = ~torch.isfinite(grad_norm)
+        if device_side_skip:
+            # Fused AdamW reads `found_inf` and skips the update on the device: no host sync per step.
+            optimizer.found_inf = bad.float()
+            optimizer.step()
+        elif bad.item():
+            log(f"warning: non-finite loss or gradient at step {step + 1}; update skipped")
+        else:
+            optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        bad_steps += bad.int()
+        window_loss += torch.where(bad, 0.0, step_loss)
+        window_good += (~bad).int()
         step += 1
         window_steps += 1
         window_tokens += batch.input_ids.numel()
@@ -255,12 +292,15 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
             progress.update(1)
 
         last = step == stop_at
-        if step % cfg.train.log_every == 0 or last:
-            last_loss = (sum_across(info, window_loss) / (window_steps * info.world)).item()
-            if not math.isfinite(last_loss):
+        if step % cfg.train.log_every == 0 or last or (not device_side_skip and bad_steps.item() > cfg.train.max_bad_steps):
+            skipped = int(bad_steps.item())
+            if skipped > cfg.train.max_bad_steps:
                 if metrics:
                     metrics.close()
-                raise RunError(f"loss became {last_loss} at step {step}; the last checkpoint is kept in {out / 'checkpoints'}")
+                raise RunError(f"{skipped} steps had a non-finite loss or gradient (train.max_bad_steps="
+                               f"{cfg.train.max_bad_steps}); stopped at step {step}, checkpoints kept in {out / 'checkpoints'}")
+            good = int(window_good.item())
+            last_loss = (sum_across(info, window_loss) / max(1, good * info.world)).item() if good else float("nan")
             elapsed = max(time.perf_counter() - window_start, 1e-9)
             row = {
                 "split": "train", "step": step, "epoch": round(step / steps_per_epoch, 4),
@@ -269,6 +309,8 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
                 "tokens": step * batch_size * cfg.data.seq_len,
                 "tokens_per_s": round(window_tokens / elapsed, 1),
             }
+            if good < window_steps:
+                row["skipped_steps"] = window_steps - good
             if peak:
                 row["mfu"] = round(window_flops / elapsed / (peak * info.world), 4)
             if metrics:
@@ -277,6 +319,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
             if progress is not None:
                 progress.set_postfix(obj=objective, loss=f"{last_loss:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
             window_loss.zero_()
+            window_good.zero_()
             window_steps, window_tokens, window_flops, window_start = 0, 0, 0.0, time.perf_counter()
         if info.is_main and (step % cfg.train.eval_every == 0 or last):
             row = {"split": "dev", "step": step, "epoch": round(step / steps_per_epoch, 4)}

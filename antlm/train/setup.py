@@ -77,6 +77,21 @@ def prepare_out_dir(out: Path, cfg: RunConfig, resume: bool, force: bool) -> Run
     return cfg
 
 
+def lock_out_dir(out: Path):
+    """Hold an exclusive lock on `out` for the life of the process (the kernel releases it even on
+    SIGKILL), so two runs never write one directory. The lock file's content is never written, so
+    a refused command changes nothing. Returns the open lock file."""
+    import fcntl
+
+    handle = open(out / ".antlm.lock", "a")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RunError(f"{out} is in use by another antlm process (its lock is held)") from None
+    return handle
+
+
 def claim_out_dir(out: Path, resume: bool) -> None:
     """Called only once the config and data are known good, so a failed start never deletes a run."""
     if not resume and is_run_dir(out):  # --force was given (checked in prepare_out_dir)
@@ -186,4 +201,4 @@ def prepare_command(cfg: RunConfig, log: Callable = print) -> dict:
     return summary
 
 
-__all__ = ["prepare_out_dir", "claim_out_dir", "prepare_data", "write_run_files", "run_info", "prepare_command", "count_words"]
+__all__ = ["prepare_out_dir", "claim_out_dir", "lock_out_dir", "prepare_data", "write_run_files", "run_info", "prepare_command", "count_words"]
