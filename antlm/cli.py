@@ -1,4 +1,4 @@
-"""The `antlm` command: prepare, train, eval, export, demo.
+"""The `antlm` command: prepare, train, eval, export, report, demo.
 
 Every user-facing failure ends as one line on stderr and exit code 2; tracebacks are for bugs.
 """
@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("out", help="output directory")
     export.add_argument("--force", action="store_true", help="replace an existing export")
 
+    report = commands.add_parser("report", help="Markdown report with plots and significance tests for runs")
+    report.add_argument("runs", nargs="+", help="run directories (seeds of one condition are grouped)")
+    report.add_argument("--out", required=True, help="report directory")
+    report.add_argument("--baseline", help="condition label to test the others against (default: the first)")
+    report.add_argument("--results", default="results.json", help="evaluation results file name inside each run")
+    report.add_argument("--force", action="store_true", help="replace an existing report directory")
+
     demo = commands.add_parser("demo", help="train a CLM baseline and an AntLM model on the embedded corpus and compare")
     demo.add_argument("--out", default="runs/demo", help="directory for the two runs (default runs/demo)")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -82,6 +89,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "eval":
         return run_eval_command(args)
+    if args.command == "report":
+        from antlm.report import write_report
+
+        path = write_report([Path(r) for r in args.runs], Path(args.out), baseline=args.baseline,
+                            results_name=args.results, log=_log, force=args.force)
+        _log(f"report written to {path}")
+        return 0
     if args.command == "export":
         from antlm.export.hf import export_hf
 

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from antlm.config import MlmConfig, default_masking
 from antlm.data import masking
 
+IGNORE = -100
+
 
 @dataclass
 class Batch:
@@ -28,10 +30,12 @@ class Batch:
     targets: torch.Tensor  # CLM: [B, T]; MLM: [N] at target positions
     target_mask: Optional[torch.Tensor]  # MLM: bool [B, T]; CLM: None (every position)
     causal: bool
+    target_index: Optional[torch.Tensor] = None  # MLM with fixed shapes: flat indices into B*T
 
     def to(self, device: torch.device) -> "Batch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return Batch(self.objective, move(self.input_ids), move(self.targets), move(self.target_mask), self.causal)
+        return Batch(self.objective, move(self.input_ids), move(self.targets), move(self.target_mask), self.causal,
+                     move(self.target_index))
 
     @property
     def num_targets(self) -> int:
@@ -76,11 +80,24 @@ def mlm_batch(
     return Batch("mlm", corrupted, flat_targets, target_mask, causal=False)
 
 
+def fixed_shape(batch: Batch, bucket: int) -> Batch:
+    """For torch.compile: the LM head runs on a target count rounded up to a multiple of `bucket`
+    (padding targets are ignored by the loss), so MLM steps, whose mask sizes vary, reuse a few
+    compiled graphs instead of recompiling; CLM batches already have a fixed shape."""
+    if batch.target_mask is None:
+        return batch
+    index = batch.target_mask.reshape(-1).nonzero().squeeze(1)
+    padding = -(-max(1, index.numel()) // bucket) * bucket - index.numel()
+    index = torch.cat([index, index.new_zeros(padding)])
+    targets = torch.cat([batch.targets, batch.targets.new_full((padding,), IGNORE)])
+    return Batch(batch.objective, batch.input_ids, targets, None, batch.causal, index)
+
+
 def loss_sum(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     """Summed token cross-entropy; the caller divides by the (global) target count."""
-    logits = model(batch.input_ids, causal=batch.causal, target_mask=batch.target_mask)
+    logits = model(batch.input_ids, causal=batch.causal, target_mask=batch.target_mask, target_index=batch.target_index)
     logits = logits.reshape(-1, logits.size(-1)).float()
-    return F.cross_entropy(logits, batch.targets.reshape(-1), reduction="sum")
+    return F.cross_entropy(logits, batch.targets.reshape(-1), reduction="sum", ignore_index=IGNORE)
 
 
 def mask_rate_at(cfg: MlmConfig, step: int, total_steps: int) -> float:

@@ -73,3 +73,17 @@ def test_linear_mask_rate_schedule():
     assert mask_rate_at(cfg, 0, 101) == 0.3
     assert abs(mask_rate_at(cfg, 50, 101) - 0.225) < 1e-9
     assert abs(mask_rate_at(cfg, 100, 101) - 0.15) < 1e-9
+
+
+def test_fixed_shape_batches_give_the_same_loss():
+    from antlm.config import ModelConfig
+    from antlm.models import build_model
+    from antlm.objectives import fixed_shape, loss_sum
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(backbone="babyllama", hidden_size=32, num_layers=1, num_heads=4, ffn_size=32,
+                                    max_seq_len=32, vocab_size=VOCAB))
+    _, _, batch = _batch(1)
+    padded = fixed_shape(batch, 64)
+    assert padded.target_index.numel() % 64 == 0 and padded.target_mask is None
+    assert torch.allclose(loss_sum(model, batch), loss_sum(model, padded), atol=1e-5)

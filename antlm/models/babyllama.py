@@ -140,12 +140,13 @@ class BabyLlama(nn.Module):
         causal: bool,
         attention_mask: Optional[torch.Tensor] = None,
         target_mask: Optional[torch.Tensor] = None,
+        target_index: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """Logits [B, T, V]; with `target_mask`, only at those positions: [N, V]."""
+        """Logits [B, T, V]; with `target_mask` or `target_index`, only at those positions: [N, V]."""
+        from antlm.models import select_positions
+
         hidden = self.hidden_states(input_ids, causal, attention_mask)
-        if target_mask is not None:
-            hidden = hidden[target_mask]
-        return self.logits_at(hidden)
+        return self.logits_at(select_positions(hidden, target_mask, target_index))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -259,10 +259,9 @@ class LtgBert(nn.Module):
         return self.head(hidden)
 
     def forward(self, input_ids: Tensor, causal: bool, attention_mask: Optional[Tensor] = None,
-                target_mask: Optional[Tensor] = None) -> Tensor:
+                target_mask: Optional[Tensor] = None, target_index: Optional[Tensor] = None) -> Tensor:
+        """Logits [B, T, V]; with `target_mask` or `target_index`, only at those positions: [N, V]."""
+        from antlm.models import select_positions
+
         hidden = self.hidden_states(input_ids, causal, attention_mask)
-        if target_mask is not None:
-            # MLM scores ~15% of positions; running the vocab projection only there saves most
-            # of the head's cost.
-            hidden = hidden[target_mask.to(device=hidden.device, dtype=torch.bool)]
-        return self.logits_at(hidden)
+        return self.logits_at(select_positions(hidden, target_mask, target_index))

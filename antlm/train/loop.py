@@ -20,7 +20,7 @@ from antlm.data import tokenizer as tok_lib
 from antlm.data.tokens import BlockDataset
 from antlm.model_io import save_final
 from antlm.models import build_model
-from antlm.objectives import Batch, clm_batch, loss_sum, mask_rate_at, mlm_batch
+from antlm.objectives import Batch, clm_batch, fixed_shape, loss_sum, mask_rate_at, mlm_batch
 from antlm.schedule import Schedule
 from antlm.train import checkpoint as ckpt
 from antlm.train.distributed import DistInfo, barrier, init_distributed, shutdown, sum_across
@@ -208,7 +208,8 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
         from torch.nn.parallel import DistributedDataParallel
 
         wrapped = DistributedDataParallel(model, device_ids=[info.local_rank] if device.type == "cuda" else None)
-    forward_model = torch.compile(wrapped) if cfg.train.compile else wrapped
+    forward_model = torch.compile(wrapped, dynamic=False) if cfg.train.compile else wrapped
+    head_bucket = max(64, micro * cfg.data.seq_len // 16)  # at most 16 MLM head shapes under compile
     maker = BatchMaker(cfg, data.train, special, vocab_size, total)
     dev_maker = BatchMaker(cfg, data.dev, special, vocab_size, total)
 
@@ -260,7 +261,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
         parts = split_batch(split_batch(batch, info.world)[info.rank], local_batch // micro)
         step_loss = torch.zeros((), device=device)
         for index, part in enumerate(parts):
-            part = part.to(device)
+            part = (fixed_shape(part, head_bucket) if cfg.train.compile else part).to(device)
             # Only the last micro-batch all-reduces gradients.
             with nullcontext() if not info.enabled or index == len(parts) - 1 else wrapped.no_sync():
                 with autocast():
