@@ -6,9 +6,8 @@ otherwise every `<run>/eval/*.json`, merged by scoring backend (the first file, 
 that holds a backend wins; later ones are listed as ignored).
 
 Runs whose configs are equal once the seed and execution-only keys are removed form one
-*condition*; their seeds are replicates. Each non-baseline condition is compared with the baseline
-by a paired t-test over the seeds both conditions ran (train.seed pairs run i of one with run i
-of the other: same data order and masks, different schedule).
+*condition*; their seeds are replicates. Each other condition is compared with the baseline by a
+paired t-test over the seeds both ran: one seed gives both the same initial weights and data order.
 
 Plots are drawn on bare `matplotlib.figure.Figure` objects, which render PNGs with the Agg
 canvas; pyplot is never imported, so no display is needed and no global backend is changed.
@@ -39,11 +38,9 @@ SNIPPETS_MARK = "babylm_2024_100M_snippets"
 SNIPPETS_CAVEAT = "The shared corpus is a ~7.45M-word sample of BabyLM 2024 text, not the official strict-small split."
 # Keys that change how a run is executed or logged, not what it learns (model.vocab_size is set
 # from the tokenizer at run time): runs that differ only in these are replicates of one condition.
-NON_CONDITION_KEYS = {
-    "train.seed", "train.device", "train.threads", "train.progress", "train.compile", "train.log_every",
-    "train.eval_every", "train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints",
-    "train.micro_batch_size", "train.max_bad_steps", "data.cache_dir", "model.vocab_size",
-}
+NON_CONDITION_KEYS = {"train.seed", "train.device", "train.threads", "train.progress", "train.compile", "train.log_every",
+                      "train.eval_every", "train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints",
+                      "train.micro_batch_size", "train.max_bad_steps", "data.cache_dir", "model.vocab_size"}
 PHASE_SHADE = {"clm": "#cfe2f3", "mlm": "#fde4c8", "mix": "#d9ead3"}
 OBJECTIVE_STYLE = {"clm": ("-", "o"), "mlm": ("--", "^"), "mix": (":", "s")}
 DPI = 120
@@ -77,13 +74,8 @@ class Condition:
     color: str = "C0"
 
     def per_seed(self, backend: str, task: str) -> dict[int, float]:
-        """seed -> score; with two runs of one seed, the first (by dir name) counts."""
-        out: dict[int, float] = {}
-        for run in self.runs:
-            value = run.scores.get(backend, {}).get(task)
-            if value is not None and run.seed not in out:
-                out[run.seed] = float(value)
-        return out
+        """seed -> score; with two runs of one seed, the first (by dir name) counts: hence reversed()."""
+        return {r.seed: float(v) for r in reversed(self.runs) if (v := r.scores.get(backend, {}).get(task)) is not None}
 
 
 def _flatten(data: dict, prefix: str = "") -> dict:
@@ -97,15 +89,14 @@ def _read_metrics(path: Path) -> tuple[list[dict], list[dict]]:
     if not path.is_file():
         raise UserError(f"no metrics.jsonl in run {path.parent} (expected {path})")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for number, line in ((n, line) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()):
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
             raise UserError(f"{path}:{number}: not a JSON line") from None
     rows.sort(key=lambda r: r.get("step", 0))
-    return [r for r in rows if r.get("split") == "train"], [r for r in rows if r.get("split") == "dev"]
+    train = [{"phase": r.get("objective", "?"), "objective": "?", **r} for r in rows if r.get("split") == "train" and "loss" in r]
+    return train, [r for r in rows if r.get("split") == "dev"]
 
 
 def _read_results(run: Run, results_name: str) -> None:
@@ -225,10 +216,12 @@ def _label_x(ax, use_tokens: bool) -> None:
 def plot_train_loss(conditions: list[Condition], path: Path, use_tokens: bool) -> None:
     fig = Figure(figsize=(10, 1.2 + 2.8 * len(conditions)), layout="constrained")
     axes = fig.subplots(len(conditions), 1, squeeze=False, sharex=True)[:, 0]
+    shaded, drawn = set(), set()  # for a legend without entries for what is not on the figure
     for ax, cond in zip(axes, conditions):
         lead = cond.runs[0]
         for start, end, text in phase_spans(lead):
             x = _x_of(lead, use_tokens)
+            shaded.add(_kind(text))
             ax.axvspan(x(start), x(end), color=PHASE_SHADE.get(_kind(text), "#eeeeee"), zorder=0, lw=0)
         for index, run in enumerate(cond.runs):
             x = _x_of(run, use_tokens)
@@ -236,15 +229,17 @@ def plot_train_loss(conditions: list[Condition], path: Path, use_tokens: bool) -
                 # NaN where another objective ran, so a line never bridges a phase of the other loss.
                 ys = [r["loss"] if _row_kind(r) == kind else np.nan for r in run.train]
                 if not np.all(np.isnan(np.array(ys, dtype=float))):
+                    drawn.add(kind)
                     ax.plot([x(r["step"]) for r in run.train], ys, style, marker=marker, markersize=3,
                             color=cond.color, alpha=1.0 - 0.5 * index / max(1, len(cond.runs)), lw=1.2)
         seeds = ", ".join(str(r.seed) for r in cond.runs)
-        ax.set_title(f"{cond.label}: {len(cond.runs)} run(s), seeds {seeds}", fontsize=10)
+        ax.set_title(f"{cond.label}: {len(cond.runs)} run(s), seed{'s' if len(cond.runs) > 1 else ''} {seeds}", fontsize=10)
         ax.set_ylabel("train loss")
         ax.grid(alpha=0.3)
     _label_x(axes[-1], use_tokens)
-    handles = [Line2D([], [], ls=s, marker=m, color="0.3", label=f"{k.upper()} rows") for k, (s, m) in OBJECTIVE_STYLE.items()]
-    handles += [Patch(color=c, label=f"{k.upper()} phase") for k, c in PHASE_SHADE.items()]
+    handles = [Line2D([], [], ls=s, marker=m, color="0.3", label=f"{k.upper()} rows")
+               for k, (s, m) in OBJECTIVE_STYLE.items() if k in drawn]
+    handles += [Patch(color=c, label=f"{k.upper()} phase") for k, c in PHASE_SHADE.items() if k in shaded]
     axes[0].legend(handles=handles, fontsize=8, ncol=2, loc="upper right")
     fig.suptitle("Training loss by objective (shading: schedule phases; a MIX row averages both losses)")
     fig.savefig(path, dpi=DPI)
@@ -271,8 +266,8 @@ def plot_dev_loss(conditions: list[Condition], path: Path, use_tokens: bool) -> 
 
 
 def plot_scores(conditions: list[Condition], backends: list[str], path: Path) -> None:
-    fig = Figure(figsize=(max(7.0, 1.0 + len(backends) * (1.2 + 1.3 * len(TASKS) * max(1, len(conditions)) / 3)), 5.2),
-                 layout="constrained")
+    panel_width = 1.5 + len(TASKS) * (0.5 + 0.35 * len(conditions))
+    fig = Figure(figsize=(max(7.0, len(backends) * panel_width), 5.6), layout="constrained")
     axes = fig.subplots(1, len(backends), squeeze=False, sharey=True)[0]
     width = 0.8 / len(conditions)
     low = 100.0
@@ -284,8 +279,7 @@ def plot_scores(conditions: list[Condition], backends: list[str], path: Path) ->
                     continue
                 mean, std = float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
                 xpos = ti - 0.4 + width * (ci + 0.5)
-                first = cond.label not in ax.get_legend_handles_labels()[1]
-                ax.bar(xpos, mean, width * 0.9, yerr=std, capsize=3, color=cond.color, label=cond.label if first else None)
+                ax.bar(xpos, mean, width * 0.9, yerr=std, capsize=3, color=cond.color)
                 ax.plot([xpos] * len(values), values, "k.", markersize=4)  # the seeds themselves
                 ax.text(xpos, mean + std + 0.5, f"n={len(values)}", ha="center", va="bottom", fontsize=7)
                 low = min(low, min(values), mean - std)
@@ -295,7 +289,8 @@ def plot_scores(conditions: list[Condition], backends: list[str], path: Path) ->
     # Bars from 0 would hide differences of a point or two; the axis starts just below the data.
     axes[0].set_ylim(max(0.0, np.floor(low / 5) * 5 - 5), 100)
     axes[0].set_ylabel("score (%; bar: mean, error bar: std over seeds, dots: seeds)")
-    axes[-1].legend(fontsize=8, loc="upper right")
+    fig.legend(handles=[Patch(color=c.color, label=c.label) for c in conditions], fontsize=8, loc="outside lower center",
+               ncol=min(3, len(conditions)))
     fig.suptitle("Scores per condition (y axis does not start at 0)")
     fig.savefig(path, dpi=DPI)
 
@@ -333,17 +328,13 @@ def _md(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
-def _final_loss(run: Run, objective: str) -> Optional[float]:
-    rows = [r["loss"] for r in run.train if _row_kind(r) == objective]
-    return rows[-1] if rows else None
-
-
 def _conditions_table(conditions: list[Condition]) -> list[str]:
     lines = ["| condition | runs (seed) | final train loss CLM / MLM rows | final dev CLM loss | final dev MLM loss |",
              "|---|---|---|---|---|"]
     for cond in conditions:
         runs = ", ".join(f"{_md(r.name)} ({r.seed})" for r in cond.runs)
-        train = " / ".join(_stat([v for r in cond.runs if (v := _final_loss(r, o)) is not None], 3) for o in ("clm", "mlm"))
+        last = [{_row_kind(row): row["loss"] for row in r.train} for r in cond.runs]  # the last loss of each kind
+        train = " / ".join(_stat([d[o] for d in last if o in d], 3) for o in ("clm", "mlm"))
         dev = [_stat([r.dev[-1][k] for r in cond.runs if r.dev and r.dev[-1].get(k) is not None], 3)
                for k in ("dev_clm_loss", "dev_mlm_loss")]
         lines.append(f"| {_md(cond.label)} | {runs} | {train} | {dev[0]} | {dev[1]} |")
@@ -361,15 +352,14 @@ def _score_tables(conditions: list[Condition], backends: list[str], baseline: Co
                   "| condition | task | baseline mean (paired seeds) | condition mean (paired seeds) | mean difference "
                   "| p-value (paired t-test) | seed pairs |",
                   "|---|---|---|---|---|---|---|"]
-        others = [c for c in conditions if c is not baseline]
-        for cond in others:
+        for cond in [c for c in conditions if c is not baseline]:
             for task in TASKS:
                 base, mine = baseline.per_seed(backend, task), cond.per_seed(backend, task)
                 if not mine:  # the score table already shows n/a; a row of n/a here says nothing more
                     continue
                 cells = " | ".join(map(str, paired_test(base, mine)))
                 lines.append(f"| {_md(cond.label)} | {task} | {cells} |")
-        if not others:
+        if len(conditions) == 1:
             lines.append("| (only one condition: nothing to test) | | | | | | |")
         lines.append("")
     return lines
@@ -381,9 +371,7 @@ def _header(conditions: list[Condition], runs: list[Run]) -> list[str]:
              f"{len(runs)} run(s) in {len(conditions)} condition(s). Runs are grouped into conditions by their "
              "config.yaml minus the seed and execution-only keys; different seeds of a condition are replicates.", ""]
     for corpus in corpora:
-        budget = {r.config.get("data.word_budget") for r in runs if str(r.config.get("data.corpus")) == corpus}
-        what = "the built-in synthetic grammar corpus" if corpus == "embedded" else f"`{corpus}`"
-        lines.append(f"- **Data**: {what}" + (f", word budget {', '.join(map(str, sorted(budget, key=str)))}" if budget != {None} else ""))
+        lines.append("- **Data**: " + ("the built-in synthetic grammar corpus" if corpus == "embedded" else f"`{corpus}`"))
     if any(SNIPPETS_MARK in c for c in corpora):
         lines.append(f"- **Data caveat**: {SNIPPETS_CAVEAT}")
     if len(corpora) > 1:
@@ -409,8 +397,10 @@ def write_report(run_dirs: list[Path], out_dir: Path, baseline: Optional[str] = 
     Everything is read and checked before anything is written."""
     if not run_dirs:
         raise UserError("no run directories given")
-    unique = list(dict.fromkeys(Path(p).resolve() for p in run_dirs))
-    runs = [read_run(path, results_name) for path in unique]
+    paths: dict[Path, Path] = {}  # one run given twice counts once; messages name the path as given
+    for given in map(Path, run_dirs):
+        paths.setdefault(given.resolve(), given)
+    runs = [read_run(path, results_name) for path in paths.values()]
     conditions = group_conditions(runs)
     base = conditions[0]
     if baseline is not None:

@@ -173,12 +173,19 @@ def test_existing_out_dir_is_refused_unless_force(tmp_path):
 
 
 def test_end_to_end_two_tiny_runs(text_corpus, tmp_path):
+    import torch
+
     from antlm.train.loop import train
 
-    for name, schedule in (("clm", "6st_clm"), ("antlm", "2st_clm+2st_mlm+2st_clm")):
-        overrides = tiny_overrides(text_corpus, schedule=schedule, **{"train.log_every": 1, "train.eval_every": 2,
-                                                                      "train.checkpoint_every": 100})
-        train(build_config(None, overrides), tmp_path / name, log=QUIET)
+    # One thread: on a shared 2-core machine, two spinning threads make these tiny matmuls 10-40x slower.
+    threads = torch.get_num_threads()
+    try:
+        for name, schedule in (("clm", "6st_clm"), ("antlm", "2st_clm+2st_mlm+2st_clm")):
+            overrides = tiny_overrides(text_corpus, schedule=schedule, **{
+                "train.log_every": 1, "train.eval_every": 2, "train.checkpoint_every": 100, "train.threads": 1})
+            train(build_config(None, overrides), tmp_path / name, log=QUIET)
+    finally:
+        torch.set_num_threads(threads)
     report = write_report([tmp_path / "clm", tmp_path / "antlm"], tmp_path / "report", log=QUIET)
     text = report.read_text()
     assert "babyllama 6st_clm" in text and "babyllama 2st_clm+2st_mlm+2st_clm" in text
