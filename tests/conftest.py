@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# One thread: the suite's models are tiny, where threading costs more than it gains, and CLI tests
+# start subprocesses that inherit OMP_NUM_THREADS.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ANTLM_SHARED_DATA", REPO.parent / "shared" / "data"))
 

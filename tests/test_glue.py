@@ -18,7 +18,7 @@ from conftest import SHARED_DATA, WORDS
 
 torch.set_num_threads(2)
 QUIET = lambda message: None  # noqa: E731
-FAST = dict(lr=3e-3, batch_size=16, max_epochs=3, patience=3, warmup_fraction=0.1, classifier_dropout=0.0)
+FAST = dict(lr=3e-3, batch_size=8, max_epochs=3, patience=3, warmup_fraction=0.1, classifier_dropout=0.0)
 
 
 def toy_rows(n: int, seed: int) -> list[dict]:
@@ -57,7 +57,7 @@ def models(tmp_path_factory):
 @pytest.fixture
 def shared_layout(tmp_path):
     root = tmp_path / "shared"
-    write_jsonl(root / "glue" / "rte" / "train.jsonl", toy_rows(192, 1))
+    write_jsonl(root / "glue" / "rte" / "train.jsonl", toy_rows(160, 1))
     write_jsonl(root / "glue" / "rte" / "validation.jsonl", toy_rows(64, 2))
     # boolq has only validation, as in the real shared data.
     write_jsonl(root / "glue" / "boolq" / "validation.jsonl",
@@ -109,7 +109,7 @@ def test_learns_toy_task_shared_layout(models, shared_layout, backbone, backend)
     results = run_glue(models[backbone], shared_layout, ["rte", "boolq"], backend, GlueSettings(**FAST), log=QUIET)
     entry = results["rte"]
     assert entry["status"] == "ok" and entry["metric"] == "accuracy" and entry["accuracy"] > 85, entry["history"]
-    assert entry["train_examples"] == 192 and entry["eval_examples"] == 64 and entry["max_length"] == 64
+    assert entry["train_examples"] == 160 and entry["eval_examples"] == 64 and entry["max_length"] == 64
     assert 1 <= entry["best_epoch"] <= entry["epochs_run"] <= 3
     assert entry["score"] == max(h["accuracy"] for h in entry["history"])
     assert entry["settings"]["lr"] == 3e-3 and "seed" not in entry["settings"]

@@ -18,7 +18,9 @@ Backends (how the one AntLM network reads a pair):
   * causal: causal mask, pool the LAST real token (the final `</s>`), the only position that has
     seen the whole input under a causal mask.
   * mlm: bidirectional attention, pool the first token `<s>`, like BERT's [CLS].
-Input: `<s> A </s> B </s>`, truncated longest-segment-first to max_length, right-padded.
+Input: `<s> A </s> B </s>`, truncated longest-segment-first to max_length, right-padded. A/B are
+the task's two fields; multirc uses (paragraph, "question answer") and wsc uses
+(text, "<span2> refers to <span1>").
 Head: parameter-free LayerNorm -> Dropout -> Linear(hidden, labels). The LayerNorm is there
 because LTG-BERT's residual stream is not normalised at the output (BabyLlama's is; a second
 normalisation costs nothing), so the same lr suits both backbones.
