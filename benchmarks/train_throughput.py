@@ -96,28 +96,37 @@ def run_config(spec: dict):
 # ----------------------------------------------------------------------------------------------
 # Memory
 
-def reset_peak_memory(device) -> None:
+def _vm_hwm_mib():
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_memory(device) -> float:
+    """Reset the peak counters; returns the process's peak RSS so far (MiB)."""
     import torch
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    try:  # Linux >= 4.0: "5" resets the peak resident set size (VmHWM) of this process
+    before = _vm_hwm_mib() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:  # Linux >= 4.0: "5" resets the peak resident set size (VmHWM, and ru_maxrss with it)
         with open("/proc/self/clear_refs", "w") as handle:
             handle.write("5")
     except OSError:
         pass
+    return before
 
 
-def peak_memory(device) -> dict:
+def peak_memory(device, before: float) -> dict:
+    """Peak RSS from the reset to now (where /proc allows the reset; else the whole process's)."""
     import torch
 
-    out = {"peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                out["train_peak_rss_mib"] = round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
+    train_peak = _vm_hwm_mib() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = {"peak_rss_mib": round(max(before, train_peak), 1), "train_peak_rss_mib": round(train_peak, 1)}
     if device.type == "cuda":
         out["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return out
@@ -134,9 +143,9 @@ def measure_antlm(spec: dict) -> dict:
     device = pick_device(cfg.train.device)
     prepare_data(cfg, None, _quiet)  # warm the cache reads so both sides start from loaded data
     out = Path(spec["out"]) / f"antlm-{spec['objective']}"
-    reset_peak_memory(device)
+    before = reset_peak_memory(device)
     train(cfg, out, force=True, log=_quiet)
-    memory = peak_memory(device)
+    memory = peak_memory(device, before)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     rows = [r for r in rows if r["split"] == "train"]
     tokens_per_step = cfg.train.batch_size * cfg.data.seq_len
@@ -328,9 +337,9 @@ def measure_hf(spec: dict) -> dict:
 
     timer = StepTimer()
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator, callbacks=[timer])
-    reset_peak_memory(device)
+    before = reset_peak_memory(device)
     trainer.train()
-    memory = peak_memory(device)
+    memory = peak_memory(device, before)
     seconds = timer.marks[steps] - timer.marks[warmup]
     timed = steps - warmup
     tokens = timed * cfg.train.batch_size * cfg.data.seq_len
@@ -362,6 +371,13 @@ def run_measurement(spec: dict, in_process: bool) -> dict:
             return json.loads(line[len(WORKER_TAG):])
     tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
     raise SystemExit(f"{spec['side']} {spec['objective']} measurement failed (exit {proc.returncode}):\n{tail}")
+
+
+def _load() -> str:
+    try:
+        return "/".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 def parse_args(argv):
@@ -429,6 +445,8 @@ def main(argv=None) -> dict:
           f"{args.steps} steps, first {args.warmup} excluded; device {args.device}, {args.threads} threads, "
           f"{'bf16 autocast' if args.device == 'cuda' else 'fp32'}; torch {torch.__version__}, "
           f"transformers {transformers.__version__}", flush=True)
+    load_start = _load()
+    print(f"machine: {os.cpu_count()} CPUs, load average {load_start} (above the CPU count, timings are noisy)", flush=True)
 
     tmp = None
     if args.out is None:
@@ -481,8 +499,10 @@ def main(argv=None) -> dict:
                 line += f" {s.get('peak_gpu_mib', float('nan')):>13.0f}"
             line += f" {s['timed_steps']:>5}/{args.steps:<5}"
             print(line)
+    print(f"load average now {_load()} (was {load_start} at the start)")
     print(f"(tokens/s: median of {args.repeats} run(s), batch x seq_len per step, steps {args.warmup + 1}..{args.steps}; "
-          "peak RSS: whole worker process; train peak: resident peak from just before training started)")
+          "peak RSS: whole worker process; train peak: resident peak from just before training started"
+          + ("; --in-process: one process for all, so memory numbers overlap" if args.in_process else "") + ")")
     print()
     report = {}
     for objective in args.objectives:

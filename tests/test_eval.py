@@ -183,3 +183,11 @@ def test_wrong_ewok_password_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("ANTLM_EWOK_PASSWORD", "wrong")
     with pytest.raises(UserError, match="EWoK password"):
         load_task(SHARED_DATA, "ewok", limit=1)
+
+
+def test_long_context_is_cut_from_the_left():
+    request = scoring.Request(tuple(range(10, 40)), (5, 6, 7))
+    (fitted,), cut = scoring.fit_length([request], 20)
+    assert cut == 1 and fitted.target == (5, 6, 7) and fitted.prefix == tuple(range(23, 40))
+    with pytest.raises(UserError, match="target needs"):
+        scoring.fit_length([scoring.Request((1,), tuple(range(30)))], 20)

@@ -54,7 +54,8 @@ def reduction_for(options: EvalOptions, backend: str) -> str:
     return "mean" if (backend == "mlm" and options.mode == "babylm2024") else "sum"
 
 
-def score_items(model, tokenizer, items: list[Item], backend: str, options: EvalOptions, progress=None) -> list[tuple[float, float]]:
+def score_items(model, tokenizer, items: list[Item], backend: str, options: EvalOptions, progress=None,
+                log: Callable = print) -> list[tuple[float, float]]:
     compat = options.mode == "babylm2024"
     requests = []
     for item in items:
@@ -64,6 +65,10 @@ def score_items(model, tokenizer, items: list[Item], backend: str, options: Eval
             else:
                 context = item.context or (EOS + " " if compat else "")
                 requests.append(scoring.encode_masked(tokenizer, context, text))
+    _, truncated = scoring.fit_length(requests, model.cfg.max_seq_len)
+    if truncated:
+        log(f"warning: {truncated} of {len(requests)} {backend} inputs were longer than max_seq_len="
+            f"{model.cfg.max_seq_len}; their context was cut from the left")
     if backend == "causal":
         values = scoring.causal_scores(model, requests, options.batch_tokens, progress)
     else:
@@ -91,7 +96,7 @@ def evaluate_zero_shot(model, tokenizer, data_dir: Path, backend: str, options: 
         subtasks = load_task(data_dir, task, options.limit)
         items = [item for name in subtasks for item in subtasks[name]]
         bar, update = _progress_bar(len(items) * 2, f"{task} ({backend})", options.progress)
-        pairs = score_items(model, tokenizer, items, backend, options, update)
+        pairs = score_items(model, tokenizer, items, backend, options, update, log)
         if bar:
             bar.close()
         result, preds, cursor = {}, {}, 0

@@ -36,16 +36,20 @@ class Request:
     suffix: tuple[int, ...] = ()  # seen by masked models only (e.g. the closing </s>)
 
 
-def _max_len(model) -> int:
-    return model.cfg.max_seq_len
-
-
-def _check_length(model, requests: list[Request]) -> None:
-    limit = _max_len(model)
+def fit_length(requests: list[Request], limit: int) -> tuple[list[Request], int]:
+    """Cut over-long prefixes from the left (as lm-eval does), keeping at least one token before the
+    target; an item whose target alone does not fit is an error. Returns (requests, number cut)."""
+    fitted, cut = [], 0
     for request in requests:
-        length = len(request.prefix) + len(request.target) + len(request.suffix)
-        if length > limit:
-            raise UserError(f"an item needs {length} tokens, more than the model's max_seq_len={limit}")
+        excess = len(request.prefix) + len(request.target) + len(request.suffix) - limit
+        if excess > 0:
+            if len(request.prefix) - excess < 1:
+                raise UserError(f"an item's target needs {len(request.target) + len(request.suffix) + 1} tokens, "
+                                f"more than the model's max_seq_len={limit}")
+            request = Request(request.prefix[excess:], request.target, request.target_words, request.suffix)
+            cut += 1
+        fitted.append(request)
+    return fitted, cut
 
 
 def _batches(groups: dict[int, list], batch_tokens: int) -> Iterable[tuple[int, list]]:
@@ -59,7 +63,7 @@ def _batches(groups: dict[int, list], batch_tokens: int) -> Iterable[tuple[int, 
 @torch.inference_mode()
 def causal_scores(model, requests: list[Request], batch_tokens: int = 16384, progress: Optional[Callable] = None) -> list[float]:
     """Sum of log-probabilities of each request's target tokens given everything before them."""
-    _check_length(model, requests)
+    requests, _ = fit_length(requests, model.cfg.max_seq_len)
     device = next(model.parameters()).device
     groups: dict[int, list] = defaultdict(list)
     for index, request in enumerate(requests):
@@ -109,7 +113,7 @@ def pll_scores(
         raise UserError(f"unknown PLL variant '{variant}' (original or within_word_l2r)")
     if reduction not in ("sum", "mean"):
         raise UserError(f"unknown reduction '{reduction}' (sum or mean)")
-    _check_length(model, requests)
+    requests, _ = fit_length(requests, model.cfg.max_seq_len)
     device = next(model.parameters()).device
     groups: dict[int, list] = defaultdict(list)  # length -> rows (request index, masked positions, scored position)
     for index, request in enumerate(requests):

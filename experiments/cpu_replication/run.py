@@ -1,0 +1,141 @@
+"""CPU-scale replication of AntLM: does alternating CLM and MLM beat the single-objective baselines
+at equal epochs? One command trains every condition with several seeds, evaluates each model and
+writes a report (see README.md here for the design and the time budget).
+
+    python experiments/cpu_replication/run.py                      # main comparison
+    python experiments/cpu_replication/run.py --study ablations    # alternation frequency and order
+    python experiments/cpu_replication/run.py --smoke              # seconds: the CI check of the recipe
+
+Runs that already finished are skipped, so an interrupted study continues where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from antlm.config import build_config  # noqa: E402
+from antlm.eval.runner import EvalOptions, run_eval, write_outputs  # noqa: E402
+from antlm.report import write_report  # noqa: E402
+from antlm.train.loop import train  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
+SOURCES = ("bnc_spoken", "childes", "gutenberg", "open_subtitles", "simple_wiki", "switchboard")
+
+# (label, preset, schedule). Epoch budgets are equal within a backbone; AntLM keeps the paper's
+# proportions (4:16:4 for BabyLlama, 6:60:6 for LTG-BERT) scaled to the budget.
+MAIN = {
+    "babyllama": [("clm", "babyllama-clm-24-cpu", "6_clm"),
+                  ("antlm", "babyllama-antlm-4-16-4-cpu", "1_clm+4_mlm+1_clm"),
+                  ("gptbert-mix", "babyllama-antlm-4-16-4-cpu", "6_mix(clm=1,mlm=15)")],
+    "ltgbert": [("mlm", "ltgbert-mlm-72-cpu", "6_mlm"),
+                ("antlm", "ltgbert-antlm-6-60-6-cpu", "0.5_clm+5_mlm+0.5_clm"),
+                ("gptbert-mix", "ltgbert-antlm-6-60-6-cpu", "6_mix(clm=1,mlm=15)")],
+}
+ABLATIONS = {
+    "babyllama": [("antlm-1-4-1", "babyllama-antlm-4-16-4-cpu", "1_clm+4_mlm+1_clm"),
+                  ("halves-3-3", "babyllama-antlm-4-16-4-cpu", "3_clm+3_mlm"),
+                  ("clm-last-5-1", "babyllama-antlm-4-16-4-cpu", "5_mlm+1_clm"),
+                  ("clm-first-1-5", "babyllama-antlm-4-16-4-cpu", "1_clm+5_mlm"),
+                  ("frequent-6x", "babyllama-antlm-4-16-4-cpu",
+                   "+".join(["0.5_clm+0.5_mlm"] * 6))],
+}
+EVAL_BACKEND = {"babyllama": "hybrid", "ltgbert": "hybrid"}
+GLUE_BACKEND = {"babyllama": "causal", "ltgbert": "mlm"}
+
+
+def draw_sample(out: Path, windows_per_source: int) -> Path:
+    """The first N 10,000-word windows (lines) of each source file of the shared snippets corpus:
+    a fixed, documented sample with all six sources in equal shares."""
+    sample = out / f"sample-{windows_per_source}w"
+    if (sample / "DONE").is_file():
+        return sample
+    sample.mkdir(parents=True, exist_ok=True)
+    source_dir = SHARED / "babylm_2024_100M_snippets"
+    for source in SOURCES:
+        lines = (source_dir / f"{source}.txt").read_text(encoding="utf-8").splitlines()
+        (sample / f"{source}.train").write_text("\n".join(lines[:windows_per_source]) + "\n", encoding="utf-8")
+    (sample / "DONE").write_text("")
+    return sample
+
+
+def study_plan(args) -> list[tuple[str, str, str, str]]:
+    table = ABLATIONS if args.study == "ablations" else MAIN
+    plan = []
+    for backbone, conditions in table.items():
+        if args.backbones and backbone not in args.backbones:
+            continue
+        for label, preset, schedule in conditions:
+            plan.append((backbone, label, preset, schedule))
+    return plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", choices=("main", "ablations"), default="main")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "cpu_replication")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--backbones", nargs="*", help="subset of babyllama ltgbert")
+    parser.add_argument("--windows", type=int, default=4, help="10k-word windows per source in the sample")
+    parser.add_argument("--eval-limit", type=int, default=100, help="items per zero-shot subtask")
+    parser.add_argument("--glue", default="mrpc,rte,wsc,mnli,qqp", help="GLUE tasks ('' to skip)")
+    parser.add_argument("--glue-train-limit", type=int, default=400)
+    parser.add_argument("--glue-eval-limit", type=int, default=200)
+    parser.add_argument("--glue-epochs", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="tiny runs on the embedded corpus (CI)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra config override for every run")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    out = args.out / args.study
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if args.smoke:
+        corpus_overrides = ["data.corpus=embedded", "data.embedded_sentences=600", "data.vocab_size=400",
+                            "data.seq_len=32", "model.max_seq_len=96", "model.hidden_size=32", "model.num_layers=2",
+                            "model.num_heads=4", "model.ffn_size=64", "train.batch_size=16"]
+    else:
+        corpus_overrides = [f"data.corpus={draw_sample(args.out, args.windows)}", "data.word_budget=10000000"]
+    has_eval_data = (SHARED / "blimp_filtered").is_dir()
+    run_dirs = []
+    timings = {}
+    for backbone, label, preset, schedule in study_plan(args):
+        for seed in seeds:
+            run_dir = out / f"{backbone}-{label}-s{seed}"
+            run_dirs.append(run_dir)
+            if (run_dir / "results.json").is_file() or (not has_eval_data and (run_dir / "final").is_dir()):
+                continue
+            start = time.perf_counter()
+            cfg = build_config(preset, [*corpus_overrides, f"schedule={schedule}", f"train.seed={seed}",
+                                        "train.progress=false", "train.threads=2", *args.overrides])
+            train(cfg, run_dir, force=True, log=lambda m: None)
+            train_seconds = time.perf_counter() - start
+            if has_eval_data:
+                glue_tasks = [t for t in args.glue.split(",") if t] if not args.smoke else []
+                options = EvalOptions(
+                    tasks=["blimp", "blimp_supplement", "ewok"] + (["glue"] if glue_tasks else []),
+                    backend=EVAL_BACKEND[backbone], limit=2 if args.smoke else args.eval_limit,
+                    glue={"train_limit": args.glue_train_limit, "eval_limit": args.glue_eval_limit,
+                          "max_epochs": args.glue_epochs}, glue_tasks=glue_tasks or None,
+                )
+                results = run_eval(run_dir, SHARED, options, log=lambda m: None)
+                write_outputs(results, run_dir / "results.json", None)
+            timings[run_dir.name] = {"train_s": round(train_seconds, 1), "total_s": round(time.perf_counter() - start, 1)}
+            print(f"{run_dir.name}: {timings[run_dir.name]}", flush=True)
+    (out / "timings.json").write_text(json.dumps({**timings, "study_s": round(time.perf_counter() - started, 1)}, indent=1))
+    # One report per backbone: each condition is tested against its own backbone's first condition
+    # (the single-objective baseline in the main study).
+    for backbone in dict.fromkeys(b for b, *_ in study_plan(args)):
+        runs = [d for d in run_dirs if d.name.startswith(backbone + "-")]
+        report = write_report(runs, out / f"report-{backbone}", baseline=runs[0].name, log=lambda m: None, force=True)
+        print(f"report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
