@@ -13,7 +13,7 @@ pytest.importorskip("minicons")
 from conftest import REPO  # noqa: E402
 
 TINY = ["--quick", "--hidden", "32", "--layers", "2", "--heads", "4", "--ffn", "64", "--max-seq-len", "64",
-        "--vocab", "600", "--tokenizer-chars", "200000"]
+        "--vocab", "1500", "--tokenizer-chars", "200000"]
 
 
 def _load_benchmark():

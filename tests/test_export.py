@@ -1,5 +1,6 @@
 """Hugging Face export: the exported models reproduce antlm's logits and scores with plain transformers."""
 import ast
+import json
 import os
 import random
 
@@ -195,3 +196,26 @@ def test_shipped_model_code_is_standalone():
             else:
                 continue
             assert roots <= {"math", "typing", "torch", "transformers"}, (name, roots)
+
+
+def test_blimp_accuracies_of_the_export_equal_antlm_eval(runs, tmp_path):
+    """`antlm eval --backend causal` and plain transformers on the export agree per BLiMP paradigm."""
+    from antlm.eval.runner import EvalOptions, run_eval
+
+    run, hf_dir = runs["babyllama"]
+    data = tmp_path / "evaluation_data" / "blimp_filtered"
+    data.mkdir(parents=True)
+    (tmp_path / "evaluation_data" / "supplement_filtered").mkdir()
+    pairs = {}
+    for index in range(67):
+        rng = random.Random(index)  # short sentences: the tiny model's max_seq_len is 32
+        good, bad = ([" ".join(rng.choice(WORDS) for _ in range(3)) for _ in range(6)] for _ in range(2))
+        pairs[f"p{index:02d}"] = list(zip(good, bad))
+        rows = [json.dumps({"sentence_good": g, "sentence_bad": b}) for g, b in zip(good, bad)]
+        (data / f"p{index:02d}.jsonl").write_text("\n".join(rows))
+    results = run_eval(run, tmp_path, EvalOptions(tasks=["blimp"], backend="causal"), log=lambda m: None)
+    antlm_acc = results["results"]["causal"]["tasks"]["blimp"]["subtasks"]
+    for name, items in pairs.items():
+        scores = hf_causal_logprobs(hf_dir, [s for pair in items for s in pair])
+        hf_acc = 100.0 * sum(scores[2 * i] >= scores[2 * i + 1] for i in range(len(items))) / len(items)
+        assert abs(hf_acc - antlm_acc[name]) < 1e-9, name
