@@ -118,11 +118,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
-    from antlm.eval.runner import EvalOptions, format_table, run_eval, set_threads_for, write_outputs
+    from antlm.eval.runner import EvalOptions, check_output_path, format_table, run_eval, set_threads_for, write_outputs
     from antlm.eval.tasks import parse_task_list
+    from antlm.train.loop import pick_device
 
     if args.limit is not None and args.limit <= 0:
         raise UserError("--limit must be positive")
+    pick_device(args.device)
+    check_output_path(Path(args.out), "--out")
+    if args.submission:
+        check_output_path(Path(args.submission), "--submission")
     glue = {key: value for key, value in (("max_epochs", args.glue_epochs), ("train_limit", args.glue_train_limit),
                                           ("eval_limit", args.glue_eval_limit)) if value is not None}
     options = EvalOptions(

@@ -308,6 +308,10 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"model.hidden_size ({m.hidden_size}) must be divisible by model.num_heads ({m.num_heads})")
     if m.backbone == "babyllama" and (m.hidden_size // m.num_heads) % 2:
         raise ConfigError("babyllama needs an even head size for rotary embeddings")
+    if d.seq_len < 2:
+        raise ConfigError(f"data.seq_len must be at least 2 (a block needs a token to predict), got {d.seq_len}")
+    if not d.corpus.strip():
+        raise ConfigError("data.corpus is empty (a directory in the BabyLM layout, or 'embedded')")
     if d.seq_len > m.max_seq_len:
         raise ConfigError(f"data.seq_len ({d.seq_len}) is longer than model.max_seq_len ({m.max_seq_len})")
     if d.word_budget is not None and d.word_budget <= 0:

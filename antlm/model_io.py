@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model as load_safetensors_model
 from safetensors.torch import save_model as save_safetensors_model
 from tokenizers import Tokenizer
@@ -70,7 +71,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     model = build_model(model_cfg)
     try:
         load_safetensors_model(model, str(directory / "model.safetensors"))
-    except (OSError, RuntimeError) as err:
-        raise UserError(f"cannot load {directory / 'model.safetensors'}: {str(err).splitlines()[0]}") from None
+    except (OSError, RuntimeError, SafetensorError) as err:
+        raise UserError(f"cannot load {directory / 'model.safetensors'}: {(str(err) or type(err).__name__).splitlines()[0]}") from None
     model.antlm_config = meta
     return model.to(device).eval(), tokenizer

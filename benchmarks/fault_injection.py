@@ -11,8 +11,9 @@ What it does:
    `--resume`, kills it again, and so on until `--kills` kills have been delivered or the run
    finishes on its own (noted: with the default sizes it should not); then lets a last resume run
    to the end. Each kill's moment is drawn from a seeded RNG, in one of three modes:
-   * `startup`: a delay from process start, up to the reference's time to its first checkpoint
-     (imports, the out-dir lock, config and tokenizer files, data preparation, model build);
+   * `startup`: a delay from process start, up to the time the latest start took to begin its first
+     checkpoint (at first the reference's): imports, the out-dir lock, config and tokenizer files,
+     data preparation, model build; or at that first checkpoint write, if it comes sooner;
    * `mid_write`: right after the k-th new `checkpoints/.tmp-*` (or `.final.tmp-*`) directory
      appears (k in 1..2), i.e. while a checkpoint is being written, plus 0-20 ms;
    * `after_ckpt`: a delay of 0-4 reference steps after the first new checkpoint appears.
@@ -142,28 +143,26 @@ def run_reference(args: list[str], out: Path, cache: Path, log_path: Path, timeo
     return {"seconds": total, "first_checkpoint": first, "step_time": step_time}
 
 
-def wait_for(proc: subprocess.Popen, condition, deadline: float) -> bool:
-    """Poll until `condition()` holds (True), or the process exits or the deadline passes (False)."""
-    while proc.poll() is None and time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(POLL)
-    return False
-
-
-def sleep_while_alive(proc: subprocess.Popen, seconds: float) -> None:
-    end = time.monotonic() + seconds
-    while proc.poll() is None and time.monotonic() < end:
-        time.sleep(min(POLL, max(0.0, end - time.monotonic())))
+def written_steps(tmps: set[str], steps: set[str]) -> set[str]:
+    """Checkpoints seen being written (`.tmp-step_N-PID`) or written (`step_N`), as `step_N` names."""
+    names = set(steps)
+    for tmp in tmps:
+        if tmp.startswith("checkpoints/.tmp-"):
+            names.add(tmp[len("checkpoints/.tmp-"):].rsplit("-", 1)[0])
+    return names
 
 
 def one_cycle(args: list[str], out: Path, cache: Path, log_path: Path, rng: random.Random, ref: dict,
-              timeout: float) -> dict:
-    """Start (or resume) the run and kill it at a moment drawn by `rng`; returns what happened."""
+              state: dict, timeout: float) -> dict:
+    """Start (or resume) the run and kill it at a moment drawn by `rng`; returns what happened.
+
+    `state["startup"]` is the latest seen time from spawn to the first checkpoint write (at first the
+    reference's); startup delays are drawn as a fraction of it, and a startup kill fires at the first
+    checkpoint write if that comes sooner, so a slow estimate never lets a start run far."""
     resume = (out / "config.yaml").is_file()
     mode = rng.choices(MODES, weights=MODE_WEIGHTS)[0]
     # Draw every random number up front, so the sequence of draws does not depend on timing.
-    startup_delay = rng.uniform(0.05, 1.0) * ref["first_checkpoint"]
+    startup_delay = rng.uniform(0.05, 1.0) * state["startup"]
     nth_write = rng.randint(1, 2)
     write_delay = rng.uniform(0.0, 0.02)
     after_delay = rng.uniform(0.0, 4.0) * ref["step_time"]
@@ -172,27 +171,29 @@ def one_cycle(args: list[str], out: Path, cache: Path, log_path: Path, rng: rand
         log.write(f"\n=== {'resume' if resume else 'start'}, kill mode {mode} ===\n")
     start = time.monotonic()
     proc = spawn(args + (["--resume"] if resume else []), cache, log_path)
-    deadline = start + timeout
-    detail = mode
-    if mode == "startup":
-        detail = f"startup(+{startup_delay:.2f}s)"
-        sleep_while_alive(proc, startup_delay)
-    elif mode == "mid_write":
-        detail = f"mid_write(k={nth_write},+{1000 * write_delay:.0f}ms)"
-        new_tmps: set[str] = set()
-
-        def kth_write() -> bool:
-            new_tmps.update(tmp_dirs(out) - tmps_before)
-            return len(new_tmps) >= nth_write
-
-        if wait_for(proc, kth_write, deadline):
-            sleep_while_alive(proc, write_delay)
-    else:
-        detail = f"after_ckpt(+{after_delay:.3f}s)"
-        if wait_for(proc, lambda: bool(step_dirs(out) - steps_before), deadline):
-            sleep_while_alive(proc, after_delay)
+    new_tmps: set[str] = set()
+    first_write_at = first_checkpoint_at = kth_write_at = None
+    while proc.poll() is None:
+        now = time.monotonic() - start
+        new_tmps |= tmp_dirs(out) - tmps_before
+        new_steps = step_dirs(out) - steps_before
+        writes = written_steps(new_tmps, new_steps)
+        if first_write_at is None and (writes or new_tmps):
+            first_write_at = now
+        if first_checkpoint_at is None and new_steps:
+            first_checkpoint_at = now
+        if kth_write_at is None and (len(writes) >= nth_write or any(".final.tmp-" in t for t in new_tmps)):
+            kth_write_at = now
+        if mode == "startup":
+            fire = now >= startup_delay or first_write_at is not None
+        elif mode == "mid_write":
+            fire = kth_write_at is not None and now >= kth_write_at + write_delay
+        else:
+            fire = first_checkpoint_at is not None and now >= first_checkpoint_at + after_delay
+        if fire or now > timeout:
+            break
+        time.sleep(POLL)
     at = time.monotonic() - start
-    killed = False
     if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -200,6 +201,14 @@ def one_cycle(args: list[str], out: Path, cache: Path, log_path: Path, rng: rand
     if not killed and proc.returncode != 0:
         raise RuntimeError(f"a {'resumed' if resume else 'fresh'} start failed with exit code {proc.returncode}:\n"
                            f"{log_path.read_text()[-3000:]}")
+    if resume and first_write_at is not None:
+        state["startup"] = first_write_at
+    if mode == "startup":
+        detail = f"startup(+{startup_delay:.2f}s{', cut short by a checkpoint write' if at < startup_delay else ''})"
+    elif mode == "mid_write":
+        detail = f"mid_write(k={nth_write},+{1000 * write_delay:.0f}ms)"
+    else:
+        detail = f"after_ckpt(+{after_delay:.3f}s)"
     return {"resume": resume, "mode": detail, "at": at, "killed": killed, "finished": proc.returncode == 0,
             "left_tmp": sorted(tmp_dirs(out) - tmps_before), "checkpoints": sorted(step_dirs(out))}
 
@@ -284,7 +293,11 @@ def main(argv: list[str] | None = None) -> int:
 
     reference = work / "reference"
     ref_args = train_args(corpus, reference, args.steps, args.checkpoint_every)
-    ref = run_reference(ref_args, reference, work / "cache-reference", work / "reference.log", args.timeout)
+    try:
+        ref = run_reference(ref_args, reference, work / "cache-reference", work / "reference.log", args.timeout)
+    except RuntimeError as err:
+        print(f"error: {err}\nwork dir: {work}\nkills survived: 0\nRESULT fault_injection kills=0 equal=false", flush=True)
+        return 1
     print(f"reference: {args.steps} steps ({schedule_for(args.steps)}), checkpoint every {args.checkpoint_every}, "
           f"{ref['seconds']:.1f}s; first checkpoint after {ref['first_checkpoint']:.2f}s, "
           f"{1000 * ref['step_time']:.0f} ms/step", flush=True)
@@ -292,10 +305,16 @@ def main(argv: list[str] | None = None) -> int:
     run = work / "killed"
     run_args = train_args(corpus, run, args.steps, args.checkpoint_every)
     cache, log_path = work / "cache-killed", work / "killed.log"
-    kills, cycles, finished_early, fresh_restarts, torn = 0, 0, False, 0, 0
+    kills, cycles, finished_early, fresh_restarts, torn, failed = 0, 0, False, 0, 0, False
+    state = {"startup": ref["first_checkpoint"]}
     while kills < args.kills:
         cycles += 1
-        result = one_cycle(run_args, run, cache, log_path, rng, ref, args.timeout)
+        try:
+            result = one_cycle(run_args, run, cache, log_path, rng, ref, state, args.timeout)
+        except RuntimeError as err:  # a start that failed by itself: the run cannot go on
+            print(f"error after {kills} kills: {err}", flush=True)
+            failed = True
+            break
         if result["killed"]:
             kills += 1
             fresh_restarts += not result["resume"] and cycles > 1
@@ -309,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"the run finished on its own after {kills} kills (raise --steps for more)", flush=True)
             break
 
-    if not finished_early:
+    if not finished_early and not failed:
         resume = (run / "config.yaml").is_file()
         with open(log_path, "a") as log:
             log.write(f"\n=== last {'resume' if resume else 'start'}, no kill ===\n")
@@ -320,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             proc.kill()
             proc.wait()
         if proc.returncode != 0:
+            failed = True
             print(f"the last resume failed with exit code {proc.returncode}:\n{log_path.read_text()[-3000:]}")
 
     equal, how = compare_weights(reference / "final" / "model.safetensors", run / "final" / "model.safetensors")
@@ -333,11 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     if leftovers:
         print(f"temporary directories left in the run dir: {', '.join(leftovers)}")
     print(f"{torn} kills left a half-written checkpoint or final/ behind")
-    print(f"work dir: {work}" + (" (removed)" if temporary and equal and not problems else ""))
+    print(f"work dir: {work}" + (" (removed)" if temporary and equal and not problems and not failed else ""))
     print(f"{cycles} starts with kills, {time.monotonic() - began:.1f}s in all")
     print(f"kills survived: {kills}")
     print(f"RESULT fault_injection kills={kills} equal={'true' if equal else 'false'}", flush=True)
-    ok = equal and not problems
+    ok = equal and not problems and not failed
     if temporary and ok:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1

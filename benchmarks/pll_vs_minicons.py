@@ -7,8 +7,9 @@ Both tools score the same sentences with the same LTG-BERT weights, in one proce
   * antlm: `pll_scores(model, [encode_masked(tok, "", s) ...], mask_id, 0, "original", "sum")`
     on the antlm model loaded from the same `final/` directory.
 
-It prints a table (tool, sentences, seconds, sentences/s), the speed ratio, the largest absolute
-score difference, and as its last line
+It prints a table (tool, sentences, seconds, sentences/s, and process CPU seconds: about threads x
+seconds when the machine was not contended), the speed ratio, the largest absolute score
+difference, and as its last line
 
     RESULT pll_vs_minicons antlm=<sent/s> baseline=<sent/s> ratio=<x>
 

@@ -4,9 +4,11 @@
 Both sides train the same BabyLlama configuration (default: the CPU preset
 configs/babyllama-clm-24-cpu.yaml) on the same blocks (tokenized once with antlm's pipeline,
 `prepare_data`, and fed in the same order), with the same batch size, sequence length, AdamW
-hyper-parameters, warmup + cosine schedule, gradient clipping and number of steps, from the same
-initial weights (antlm's init copied into the HF model with the export helpers). CLM and MLM phases
-are measured separately:
+hyper-parameters (lr, betas, eps, weight decay), warmup + cosine-to-min-lr schedule, gradient
+clipping and number of steps, from the same initial weights (antlm's init copied into the HF model
+with the export helpers). The baseline keeps Trainer's default AdamW implementation (the fused
+kernel with torch >= 2.8) unless `--baseline-optim` says otherwise. CLM and MLM phases are
+measured separately:
 
 * antlm:   `antlm.train.loop.train` with schedule `<N>st_clm`, then `<N>st_mlm` in a second run.
 * HF CLM:  `LlamaForCausalLM` + `Trainer`, labels = input_ids (the model shifts internally).
@@ -27,10 +29,12 @@ row is written; we drop the first window and sum the others (tokens / tokens_per
 window's seconds). That excludes the loop's final dev evaluation, checkpoint and `final/` export,
 which the loop always runs at the last step *after* writing that step's row (eval_every and
 checkpoint_every are set past the run, so no other step evaluates or checkpoints). The HF side is
-timed by a TrainerCallback that takes timestamps in `on_step_end` of step `warmup` and of the last
-step: the same steps (warmup+1 .. N), each including its data loading, forward, backward, clipping,
+timed by a TrainerCallback that takes timestamps in `on_step_end` every `log_every` steps and at the
+last step, from step `warmup` on: the same steps (warmup+1 .. N) in the same windows, each including its data loading, forward, backward, clipping,
 optimizer and scheduler step and the logging every `log_every` steps; Trainer's own setup and
-teardown fall outside. Tokens are counted as batch x seq_len per step on both sides.
+teardown fall outside. Tokens are counted as batch x seq_len per step on both sides. The reported
+tokens/s is over all timed steps; the per-window median and best are printed as a noise check
+(on a shared machine, slow windows are other processes' work).
 
 Run:  cd /work/main && PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/train_throughput.py
       [--quick] [--steps 60] [--preset NAME] [--set key=value ...] [--device cpu|cuda] [--repeats R]
@@ -149,16 +153,25 @@ def measure_antlm(spec: dict) -> dict:
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     rows = [r for r in rows if r["split"] == "train"]
     tokens_per_step = cfg.train.batch_size * cfg.data.seq_len
-    seconds, steps, previous = 0.0, 0, 0
+    windows, previous = [], 0  # (steps, seconds) of each timed log window
     for row in rows:
         window_steps = row["step"] - previous
         previous = row["step"]
-        if row["step"] <= spec["warmup"]:
-            continue
-        seconds += window_steps * tokens_per_step / row["tokens_per_s"]
-        steps += window_steps
+        if row["step"] > spec["warmup"]:
+            windows.append((window_steps, window_steps * tokens_per_step / row["tokens_per_s"]))
+    result = summarize(windows, tokens_per_step, rows[-1]["loss"], memory)
+    result["optimizer"] = f"{cfg.optim.name} ({'fused' if device.type == 'cuda' else 'per-parameter loop'})"
+    return result
+
+
+def summarize(windows: list, tokens_per_step: int, final_loss: float, memory: dict) -> dict:
+    import torch
+
+    steps = sum(n for n, _ in windows)
+    seconds = sum(t for _, t in windows)
     return {"tokens_per_s": steps * tokens_per_step / seconds, "timed_steps": steps, "seconds": seconds,
-            "final_loss": rows[-1]["loss"], **memory}
+            "window_tokens_per_s": [n * tokens_per_step / t for n, t in windows],
+            "final_loss": final_loss, "threads": torch.get_num_threads(), **memory}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -317,8 +330,10 @@ def measure_hf(spec: dict) -> dict:
         logging_strategy="steps", logging_steps=cfg.train.log_every, report_to=[], save_strategy="no",
         eval_strategy="no", dataloader_num_workers=0, use_cpu=not cuda, bf16=cuda, seed=cfg.train.seed,
         train_sampling_strategy="sequential", remove_unused_columns=False, disable_tqdm=True,
-        # antlm's AdamW: fused kernel on CUDA, torch's default (foreach) implementation on CPU.
-        optim="adamw_torch_fused" if cuda else "adamw_torch",
+        # None: Trainer's default AdamW (adamw_torch_fused with torch >= 2.8, on CPU too; antlm uses the
+        # fused kernel on CUDA only, torch's per-parameter loop on CPU). `--baseline-optim adamw_torch`
+        # gives the baseline antlm's CPU implementation.
+        **({"optim": spec["baseline_optim"]} if spec.get("baseline_optim") else {}),
     )
 
     class StepTimer(TrainerCallback):
@@ -326,7 +341,8 @@ def measure_hf(spec: dict) -> dict:
             self.marks, self.losses = {}, []
 
         def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step in (warmup, state.max_steps):
+            # The ends of the same log windows as antlm's metrics rows (log_every == warmup).
+            if state.global_step % cfg.train.log_every == 0 or state.global_step == state.max_steps:
                 if cuda:
                     torch.cuda.synchronize()
                 self.marks[state.global_step] = time.perf_counter()
@@ -340,11 +356,12 @@ def measure_hf(spec: dict) -> dict:
     before = reset_peak_memory(device)
     trainer.train()
     memory = peak_memory(device, before)
-    seconds = timer.marks[steps] - timer.marks[warmup]
-    timed = steps - warmup
-    tokens = timed * cfg.train.batch_size * cfg.data.seq_len
-    return {"tokens_per_s": tokens / seconds, "timed_steps": timed, "seconds": seconds,
-            "final_loss": timer.losses[-1] if timer.losses else float("nan"), **memory}
+    marks = sorted((step, t) for step, t in timer.marks.items() if step >= warmup)
+    windows = [(b[0] - a[0], b[1] - a[1]) for a, b in zip(marks, marks[1:])]
+    final_loss = timer.losses[-1] if timer.losses else float("nan")
+    result = summarize(windows, cfg.train.batch_size * cfg.data.seq_len, final_loss, memory)
+    result["optimizer"] = str(getattr(args.optim, "value", args.optim))
+    return result
 
 
 def worker(spec: dict) -> dict:
@@ -391,6 +408,8 @@ def parse_args(argv):
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: bf16 autocast on both sides")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads on both sides")
     parser.add_argument("--repeats", type=int, default=1, help="measure each side this many times (median reported)")
+    parser.add_argument("--baseline-optim", default=None,
+                        help="TrainingArguments.optim for the baseline (default: Trainer's default, adamw_torch_fused)")
     parser.add_argument("--objectives", default="clm,mlm", help="comma-separated subset of clm,mlm")
     parser.add_argument("--out", default=None, help="keep the runs here (default: a temporary directory)")
     parser.add_argument("--in-process", action="store_true",
@@ -463,11 +482,13 @@ def main(argv=None) -> dict:
                 sides = ("antlm", "hf") if repeat % 2 == 0 else ("hf", "antlm")
                 for side in sides:
                     spec = {"side": side, "objective": objective, "preset": args.preset, "overrides": overrides,
-                            "steps": args.steps, "warmup": args.warmup, "threads": args.threads, "out": out_root}
+                            "steps": args.steps, "warmup": args.warmup, "threads": args.threads, "out": out_root,
+                            "baseline_optim": args.baseline_optim}
                     result = run_measurement(spec, args.in_process)
                     results.setdefault((side, objective), []).append(result)
                     print(f"  {side:5s} {objective}: {result['tokens_per_s']:9.0f} tok/s "
-                          f"({result['timed_steps']} steps in {result['seconds']:.2f}s, final loss "
+                          f"({result['timed_steps']} steps in {result['seconds']:.2f}s, {result['threads']} threads, "
+                          f"{result['optimizer']}, final loss "
                           f"{result['final_loss']:.3f}, train peak RSS {result.get('train_peak_rss_mib', float('nan')):.0f} MiB)",
                           flush=True)
     finally:
@@ -483,7 +504,8 @@ def main(argv=None) -> dict:
                 best[key] = max(r[key] for r in runs)
         return best
 
-    header = f"{'tool':<22} {'objective':<9} {'tokens/s':>10} {'peak RSS MiB':>13} {'train peak MiB':>15}"
+    header = (f"{'tool':<22} {'objective':<9} {'tokens/s':>10} {'window med':>10} {'window best':>11} "
+              f"{'peak RSS MiB':>13} {'train peak MiB':>15}")
     header += f" {'GPU peak MiB':>13}" if args.device == "cuda" else ""
     header += f" {'steps':>11}"
     print()
@@ -493,14 +515,17 @@ def main(argv=None) -> dict:
     for objective in args.objectives:
         for side in ("antlm", "hf"):
             s = summary(side, objective)
-            line = (f"{names[side]:<22} {objective:<9} {s['tokens_per_s']:>10.0f} {s['peak_rss_mib']:>13.0f} "
+            wins = [w for r in results[(side, objective)] for w in r["window_tokens_per_s"]]
+            line = (f"{names[side]:<22} {objective:<9} {s['tokens_per_s']:>10.0f} {statistics.median(wins):>10.0f} "
+                    f"{max(wins):>11.0f} {s['peak_rss_mib']:>13.0f} "
                     f"{s.get('train_peak_rss_mib', float('nan')):>15.0f}")
             if args.device == "cuda":
                 line += f" {s.get('peak_gpu_mib', float('nan')):>13.0f}"
             line += f" {s['timed_steps']:>5}/{args.steps:<5}"
             print(line)
     print(f"load average now {_load()} (was {load_start} at the start)")
-    print(f"(tokens/s: median of {args.repeats} run(s), batch x seq_len per step, steps {args.warmup + 1}..{args.steps}; "
+    print(f"(tokens/s: median of {args.repeats} run(s) of all timed steps ({args.warmup + 1}..{args.steps}), batch x seq_len "
+          f"per step; window med/best: over the {args.warmup}-step log windows of all runs, a noise check; "
           "peak RSS: whole worker process; train peak: resident peak from just before training started"
           + ("; --in-process: one process for all, so memory numbers overlap" if args.in_process else "") + ")")
     print()

@@ -55,9 +55,13 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
 
 
 def check_special_tokens(tokenizer: Tokenizer, origin: object) -> None:
+    """Masking and scoring rely on the special tokens being ids 0-4 (ids below 5 are never masked)."""
     missing = [tok for tok in SPECIAL_TOKENS if tokenizer.token_to_id(tok) is None]
     if missing:
         raise TokenizerError(f"tokenizer {origin} lacks the special tokens {', '.join(missing)}")
+    misplaced = [f"{tok}={tokenizer.token_to_id(tok)}" for i, tok in enumerate(SPECIAL_TOKENS) if tokenizer.token_to_id(tok) != i]
+    if misplaced:
+        raise TokenizerError(f"tokenizer {origin} must have the special tokens {' '.join(SPECIAL_TOKENS)} as ids 0-4, has {', '.join(misplaced)}")
 
 
 def special_ids(tokenizer: Tokenizer) -> dict[str, int]:

@@ -174,20 +174,41 @@ def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callab
     return results
 
 
+def check_output_path(path: Path, what: str) -> None:
+    """Fail before any scoring when an output could not be written."""
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a directory; give a file path")
+    parent = path.parent if str(path.parent) else Path(".")
+    existing = next((p for p in [parent, *parent.parents] if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UserError(f"{what} {path}: {existing} is not a directory")
+    if existing is not None and not os.access(existing, os.W_OK):
+        raise UserError(f"{what} {path}: {existing} is not writable")
+
+
 def write_outputs(results: dict, out: Path, submission_path: Optional[Path]) -> None:
-    """Write results.json (and the gzipped submission) only once everything has been scored."""
+    """Write results.json (and the gzipped submission) only once everything has been scored; both
+    files go to temporary names first, so a failure replaces neither."""
     submission = results.pop("submission")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(results, indent=1))
-    os.replace(tmp, out)
-    if submission_path is not None:
-        # A submission holds one prediction per item: hybrid runs submit their causal predictions.
-        backend = "causal" if "causal" in submission else next(iter(submission))
-        tmp = submission_path.with_name(f".{submission_path.name}.tmp-{os.getpid()}")
-        with gzip.open(tmp, "wt", encoding="utf-8") as handle:
-            json.dump(submission[backend], handle)
-        os.replace(tmp, submission_path)
+    staged: list[tuple[Path, Path]] = []
+    try:
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        staged.append((tmp, out))
+        tmp.write_text(json.dumps(results, indent=1))
+        if submission_path is not None:
+            submission_path.parent.mkdir(parents=True, exist_ok=True)
+            # A submission holds one prediction per item: hybrid runs submit their causal predictions.
+            backend = "causal" if "causal" in submission else next(iter(submission))
+            tmp = submission_path.with_name(f".{submission_path.name}.tmp-{os.getpid()}")
+            staged.append((tmp, submission_path))
+            with gzip.open(tmp, "wt", encoding="utf-8") as handle:
+                json.dump(submission[backend], handle)
+        for tmp, final in staged:
+            os.replace(tmp, final)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
 
 
 def format_table(results: dict) -> str:

@@ -35,9 +35,12 @@ DEV_MASK_SEED = 1234
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise RunError(f"unknown device '{name}' (auto, cpu, cuda or cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RunError(f"train.device={name} but no CUDA device is available")
+        raise RunError(f"device {name} requested but no CUDA device is available")
     return device
 
 
@@ -118,7 +121,13 @@ def _rewrite_metrics(path: Path, up_to_step: int) -> None:
     """On resume, drop rows logged after the checkpoint: they will be logged again."""
     if not path.is_file():
         return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= up_to_step]
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= up_to_step:
+                keep.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a line torn by a crash mid-write: it is after the checkpoint anyway
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(line + "\n" for line in keep))
     os.replace(tmp, path)
@@ -255,7 +264,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
         batch = maker.make(positions, objective, cfg.train.seed * 1_000_003 + step, step)
         # DDP averages gradients over ranks; scaling by the world size turns that into the sum of
         # per-rank losses, each already divided by the global number of targets.
-        scale = info.world / batch.num_targets
+        scale = info.world / max(1, batch.num_targets)  # a batch of only special tokens has no MLM targets
         if step + 1 in fault_steps:
             scale = scale * float("nan")
         parts = split_batch(split_batch(batch, info.world)[info.rank], local_batch // micro)
