@@ -23,18 +23,19 @@ Timing. Data preparation (corpus, tokenizer, token store) runs once in the paren
 measurement and is excluded; each measurement runs in a fresh subprocess (so peak memory is its
 own and no side inherits the other's allocator or thread state), and process startup, imports and
 model construction are outside the timed region. The first `--warmup` steps are excluded on both
-sides. antlm is timed from its own metrics.jsonl: with train.log_every = warmup, the loop writes
-one row per window with `tokens_per_s` measured from the end of the previous row to just before the
-row is written; we drop the first window and sum the others (tokens / tokens_per_s gives each
-window's seconds). That excludes the loop's final dev evaluation, checkpoint and `final/` export,
+sides. antlm is timed from its own metrics.jsonl: the loop writes one row every train.log_every
+steps (`--log-every`, default 1) with `tokens_per_s` measured from the end of the previous row to
+just before the row is written; we drop the rows up to step `warmup` and sum the others (tokens /
+tokens_per_s gives each window's seconds). That excludes the loop's final dev evaluation, checkpoint and `final/` export,
 which the loop always runs at the last step *after* writing that step's row (eval_every and
 checkpoint_every are set past the run, so no other step evaluates or checkpoints). The HF side is
 timed by a TrainerCallback that takes timestamps in `on_step_end` every `log_every` steps and at the
-last step, from step `warmup` on: the same steps (warmup+1 .. N) in the same windows, each including its data loading, forward, backward, clipping,
-optimizer and scheduler step and the logging every `log_every` steps; Trainer's own setup and
-teardown fall outside. Tokens are counted as batch x seq_len per step on both sides. The reported
-tokens/s is over all timed steps; the per-window median and best are printed as a noise check
-(on a shared machine, slow windows are other processes' work).
+last step, from step `warmup` on: the same steps (warmup+1 .. N) in the same windows, each including
+its data loading, forward, backward, clipping, optimizer and scheduler step, and Trainer's logging
+(logging_steps = log_every, as antlm's); Trainer's own setup and teardown fall outside. Tokens are counted as batch x seq_len per step on both sides. The reported
+tokens/s is over all timed steps (`--stat all`); the median and best window are printed as a noise
+check: on a shared machine, slow windows are mostly other processes' work, and `--stat median`
+puts the median window into the RESULT lines instead.
 
 Run:  cd /work/main && PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/train_throughput.py
       [--quick] [--steps 60] [--preset NAME] [--set key=value ...] [--device cpu|cuda] [--repeats R]
@@ -84,7 +85,7 @@ def base_overrides(args) -> list[str]:
         out += [f"{k}={v}" for k, v in QUICK_MODEL.items() if k not in user_keys]
     out += [
         f"train.threads={args.threads}", f"train.device={args.device}", "train.precision=auto",
-        "train.progress=false", "train.compile=false", f"train.log_every={args.warmup}",
+        "train.progress=false", "train.compile=false", f"train.log_every={args.log_every}",
         f"train.eval_every={args.steps + 1}", f"train.checkpoint_every={args.steps + 1}",
         "train.keep_checkpoints=1",
     ]
@@ -341,7 +342,7 @@ def measure_hf(spec: dict) -> dict:
             self.marks, self.losses = {}, []
 
         def on_step_end(self, args, state, control, **kwargs):
-            # The ends of the same log windows as antlm's metrics rows (log_every == warmup).
+            # The ends of the same log windows as antlm's metrics rows.
             if state.global_step % cfg.train.log_every == 0 or state.global_step == state.max_steps:
                 if cuda:
                     torch.cuda.synchronize()
@@ -403,7 +404,10 @@ def parse_args(argv):
     parser.add_argument("--preset", default=DEFAULT_PRESET, help="config preset name or YAML path")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 60; --quick 20)")
-    parser.add_argument("--warmup", type=int, default=5, help="steps excluded from timing; also the log window")
+    parser.add_argument("--warmup", type=int, default=5, help="steps excluded from timing on both sides")
+    parser.add_argument("--log-every", type=int, default=1, help="log (and timing) window in steps, both sides")
+    parser.add_argument("--stat", default="all", choices=("all", "median"),
+                        help="RESULT tokens/s: over all timed steps, or the median log window")
     parser.add_argument("--quick", action="store_true", help="20 steps with a small model (about 2 minutes on CPU)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: bf16 autocast on both sides")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads on both sides")
@@ -420,6 +424,8 @@ def parse_args(argv):
         args.steps = 20 if args.quick else 60
     if args.warmup < 1 or args.steps <= args.warmup:
         parser.error(f"--steps ({args.steps}) must be larger than --warmup ({args.warmup}), which must be >= 1")
+    if args.log_every < 1 or args.warmup % args.log_every:
+        parser.error(f"--log-every ({args.log_every}) must divide --warmup ({args.warmup})")
     args.objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
     if not args.objectives or any(o not in OBJECTIVES for o in args.objectives):
         parser.error("--objectives must be a subset of clm,mlm")
@@ -465,7 +471,9 @@ def main(argv=None) -> dict:
           f"{'bf16 autocast' if args.device == 'cuda' else 'fp32'}; torch {torch.__version__}, "
           f"transformers {transformers.__version__}", flush=True)
     load_start = _load()
-    print(f"machine: {os.cpu_count()} CPUs, load average {load_start} (above the CPU count, timings are noisy)", flush=True)
+    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] > (os.cpu_count() or 1) - 0.5
+    print(f"machine: {os.cpu_count()} CPUs, load average {load_start}"
+          + (" - other processes are running: timings will be noisy" if busy else ""), flush=True)
 
     tmp = None
     if args.out is None:
@@ -497,17 +505,17 @@ def main(argv=None) -> dict:
 
     def summary(side: str, objective: str) -> dict:
         runs = results[(side, objective)]
-        best = dict(runs[0])
-        best["tokens_per_s"] = statistics.median(r["tokens_per_s"] for r in runs)
+        windows = [w for r in runs for w in r["window_tokens_per_s"]]
+        out = {"all": statistics.median(r["tokens_per_s"] for r in runs), "median": statistics.median(windows),
+               "best": max(windows), "timed_steps": runs[0]["timed_steps"]}
         for key in ("peak_rss_mib", "train_peak_rss_mib", "peak_gpu_mib"):
-            if key in best:
-                best[key] = max(r[key] for r in runs)
-        return best
+            if key in runs[0]:
+                out[key] = max(r[key] for r in runs)
+        return out
 
+    cuda = args.device == "cuda"
     header = (f"{'tool':<22} {'objective':<9} {'tokens/s':>10} {'window med':>10} {'window best':>11} "
-              f"{'peak RSS MiB':>13} {'train peak MiB':>15}")
-    header += f" {'GPU peak MiB':>13}" if args.device == "cuda" else ""
-    header += f" {'steps':>11}"
+              f"{'peak RSS MiB':>13} {'train peak MiB':>15}" + (f" {'GPU peak MiB':>13}" if cuda else "") + f" {'steps':>11}")
     print()
     print(header)
     print("-" * len(header))
@@ -515,24 +523,23 @@ def main(argv=None) -> dict:
     for objective in args.objectives:
         for side in ("antlm", "hf"):
             s = summary(side, objective)
-            wins = [w for r in results[(side, objective)] for w in r["window_tokens_per_s"]]
-            line = (f"{names[side]:<22} {objective:<9} {s['tokens_per_s']:>10.0f} {statistics.median(wins):>10.0f} "
-                    f"{max(wins):>11.0f} {s['peak_rss_mib']:>13.0f} "
-                    f"{s.get('train_peak_rss_mib', float('nan')):>15.0f}")
-            if args.device == "cuda":
+            line = (f"{names[side]:<22} {objective:<9} {s['all']:>10.0f} {s['median']:>10.0f} {s['best']:>11.0f} "
+                    f"{s['peak_rss_mib']:>13.0f} {s['train_peak_rss_mib']:>15.0f}")
+            if cuda:
                 line += f" {s.get('peak_gpu_mib', float('nan')):>13.0f}"
-            line += f" {s['timed_steps']:>5}/{args.steps:<5}"
-            print(line)
+            print(line + f" {s['timed_steps']:>5}/{args.steps:<5}")
     print(f"load average now {_load()} (was {load_start} at the start)")
     print(f"(tokens/s: median of {args.repeats} run(s) of all timed steps ({args.warmup + 1}..{args.steps}), batch x seq_len "
-          f"per step; window med/best: over the {args.warmup}-step log windows of all runs, a noise check; "
+          f"per step; window med/best: over the {args.log_every}-step log windows of all runs, a noise check; "
           "peak RSS: whole worker process; train peak: resident peak from just before training started"
           + ("; --in-process: one process for all, so memory numbers overlap" if args.in_process else "") + ")")
+    if args.stat == "median":
+        print("(RESULT lines: median log window, --stat median)")
     print()
     report = {}
     for objective in args.objectives:
-        antlm_tps = summary("antlm", objective)["tokens_per_s"]
-        base_tps = summary("hf", objective)["tokens_per_s"]
+        antlm_tps = summary("antlm", objective)[args.stat]
+        base_tps = summary("hf", objective)[args.stat]
         report[objective] = {"antlm": antlm_tps, "baseline": base_tps, "ratio": antlm_tps / base_tps}
     for objective, r in report.items():
         print(f"RESULT train_{objective} antlm={r['antlm']:.0f} baseline={r['baseline']:.0f} ratio={r['ratio']:.2f}",
