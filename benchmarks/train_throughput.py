@@ -161,7 +161,7 @@ def measure_antlm(spec: dict) -> dict:
         if row["step"] > spec["warmup"]:
             windows.append((window_steps, window_steps * tokens_per_step / row["tokens_per_s"]))
     result = summarize(windows, tokens_per_step, rows[-1]["loss"], memory)
-    result["optimizer"] = f"{cfg.optim.name} ({'fused' if device.type == 'cuda' else 'per-parameter loop'})"
+    result["optimizer"] = f"{cfg.optim.name} ({'fused' if cfg.optim.name == 'adamw' else 'per-parameter loop'})"
     return result
 
 
@@ -331,9 +331,9 @@ def measure_hf(spec: dict) -> dict:
         logging_strategy="steps", logging_steps=cfg.train.log_every, report_to=[], save_strategy="no",
         eval_strategy="no", dataloader_num_workers=0, use_cpu=not cuda, bf16=cuda, seed=cfg.train.seed,
         train_sampling_strategy="sequential", remove_unused_columns=False, disable_tqdm=True,
-        # None: Trainer's default AdamW (adamw_torch_fused with torch >= 2.8, on CPU too; antlm uses the
-        # fused kernel on CUDA only, torch's per-parameter loop on CPU). `--baseline-optim adamw_torch`
-        # gives the baseline antlm's CPU implementation.
+        # None: Trainer's default AdamW (adamw_torch_fused with torch >= 2.8, on CPU too; antlm's AdamW
+        # is fused on CPU and CUDA as well). `--baseline-optim adamw_torch` gives the baseline the
+        # per-parameter loop instead.
         **({"optim": spec["baseline_optim"]} if spec.get("baseline_optim") else {}),
     )
 
