@@ -161,8 +161,19 @@ def measure_antlm(spec: dict) -> dict:
         if row["step"] > spec["warmup"]:
             windows.append((window_steps, window_steps * tokens_per_step / row["tokens_per_s"]))
     result = summarize(windows, tokens_per_step, rows[-1]["loss"], memory)
-    result["optimizer"] = f"{cfg.optim.name} ({'fused' if cfg.optim.name == 'adamw' else 'per-parameter loop'})"
+    result["optimizer"] = optimizer_kind(cfg, device)
     return result
+
+
+def optimizer_kind(cfg, device) -> str:
+    """Which implementation antlm's build_optimizer picks here (probed on a dummy parameter)."""
+    import torch
+
+    from antlm.train.optim import build_optimizer
+
+    defaults = getattr(build_optimizer(torch.nn.Linear(2, 2).to(device), cfg.optim, device), "defaults", {})
+    kind = "fused" if defaults.get("fused") else "foreach" if defaults.get("foreach") else "per-parameter loop"
+    return f"{cfg.optim.name} ({kind})" if cfg.optim.name == "adamw" else cfg.optim.name
 
 
 def summarize(windows: list, tokens_per_step: int, final_loss: float, memory: dict) -> dict:
@@ -331,9 +342,9 @@ def measure_hf(spec: dict) -> dict:
         logging_strategy="steps", logging_steps=cfg.train.log_every, report_to=[], save_strategy="no",
         eval_strategy="no", dataloader_num_workers=0, use_cpu=not cuda, bf16=cuda, seed=cfg.train.seed,
         train_sampling_strategy="sequential", remove_unused_columns=False, disable_tqdm=True,
-        # None: Trainer's default AdamW (adamw_torch_fused with torch >= 2.8, on CPU too; antlm's AdamW
-        # is fused on CPU and CUDA as well). `--baseline-optim adamw_torch` gives the baseline the
-        # per-parameter loop instead.
+        # None: Trainer's default AdamW (adamw_torch_fused with torch >= 2.8, on CPU too; which one
+        # antlm uses is printed with its result). `--baseline-optim adamw_torch` gives the baseline
+        # torch's per-parameter loop instead.
         **({"optim": spec["baseline_optim"]} if spec.get("baseline_optim") else {}),
     )
 
