@@ -26,16 +26,18 @@ model construction are outside the timed region. The first `--warmup` steps are 
 sides. antlm is timed from its own metrics.jsonl: the loop writes one row every train.log_every
 steps (`--log-every`, default 1) with `tokens_per_s` measured from the end of the previous row to
 just before the row is written; we drop the rows up to step `warmup` and sum the others (tokens /
-tokens_per_s gives each window's seconds). That excludes the loop's final dev evaluation, checkpoint and `final/` export,
-which the loop always runs at the last step *after* writing that step's row (eval_every and
-checkpoint_every are set past the run, so no other step evaluates or checkpoints). The HF side is
+tokens_per_s gives each window's seconds). That excludes the loop's final dev evaluation,
+checkpoint and `final/` export, which the loop always runs at the last step *after* writing that
+step's row (eval_every and checkpoint_every are set past the run, so no other step evaluates or
+checkpoints). The HF side is
 timed by a TrainerCallback that takes timestamps in `on_step_end` every `log_every` steps and at the
 last step, from step `warmup` on: the same steps (warmup+1 .. N) in the same windows, each including
 its data loading, forward, backward, clipping, optimizer and scheduler step, and Trainer's logging
-(logging_steps = log_every, as antlm's); Trainer's own setup and teardown fall outside. Tokens are counted as batch x seq_len per step on both sides. The reported
-tokens/s is over all timed steps (`--stat all`); the median and best window are printed as a noise
-check: on a shared machine, slow windows are mostly other processes' work, and `--stat median`
-puts the median window into the RESULT lines instead.
+(logging_steps = log_every, as antlm's); Trainer's own setup and teardown fall outside. Tokens
+are counted as batch x seq_len per step on both sides. The reported tokens/s is over all timed
+steps (`--stat all`); the median and best window are printed as a noise check: on a shared
+machine, slow windows are mostly other processes' work, and `--stat median` puts the median window
+into the RESULT lines instead.
 
 Run:  cd /work/main && PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/train_throughput.py
       [--quick] [--steps 60] [--preset NAME] [--set key=value ...] [--device cpu|cuda] [--repeats R]
@@ -224,7 +226,8 @@ class MlmCollator:
     def __init__(self, mlm_cfg, mask_id: int, num_special: int, vocab_size: int, seed: int):
         import torch
 
-        self.rate, self.replace_mask, self.replace_random = mlm_cfg.mask_rate, mlm_cfg.replace_mask, mlm_cfg.replace_random
+        self.rate = mlm_cfg.mask_rate
+        self.replace_mask, self.replace_random = mlm_cfg.replace_mask, mlm_cfg.replace_random
         self.mask_id, self.num_special, self.vocab_size = mask_id, num_special, vocab_size
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -508,7 +511,7 @@ def main(argv=None) -> dict:
                     print(f"  {side:5s} {objective}: {result['tokens_per_s']:9.0f} tok/s "
                           f"({result['timed_steps']} steps in {result['seconds']:.2f}s, {result['threads']} threads, "
                           f"{result['optimizer']}, final loss "
-                          f"{result['final_loss']:.3f}, train peak RSS {result.get('train_peak_rss_mib', float('nan')):.0f} MiB)",
+                          f"{result['final_loss']:.3f}, train peak RSS {result['train_peak_rss_mib']:.0f} MiB)",
                           flush=True)
     finally:
         if tmp is not None:
@@ -526,7 +529,8 @@ def main(argv=None) -> dict:
 
     cuda = args.device == "cuda"
     header = (f"{'tool':<22} {'objective':<9} {'tokens/s':>10} {'window med':>10} {'window best':>11} "
-              f"{'peak RSS MiB':>13} {'train peak MiB':>15}" + (f" {'GPU peak MiB':>13}" if cuda else "") + f" {'steps':>11}")
+              f"{'peak RSS MiB':>13} {'train peak MiB':>15}" + (f" {'GPU peak MiB':>13}" if cuda else "")
+              + f" {'steps':>11}")
     print()
     print(header)
     print("-" * len(header))
@@ -540,8 +544,9 @@ def main(argv=None) -> dict:
                 line += f" {s.get('peak_gpu_mib', float('nan')):>13.0f}"
             print(line + f" {s['timed_steps']:>5}/{args.steps:<5}")
     print(f"load average now {_load()} (was {load_start} at the start)")
-    print(f"(tokens/s: median of {args.repeats} run(s) of all timed steps ({args.warmup + 1}..{args.steps}), batch x seq_len "
-          f"per step; window med/best: over the {args.log_every}-step log windows of all runs, a noise check; "
+    print(f"(tokens/s: median of {args.repeats} run(s) of all timed steps ({args.warmup + 1}..{args.steps}), "
+          f"batch x seq_len per step; window med/best: over the {args.log_every}-step log windows of all runs, "
+          "a noise check; "
           "peak RSS: whole worker process; train peak: resident peak from just before training started"
           + ("; --in-process: one process for all, so memory numbers overlap" if args.in_process else "") + ")")
     if args.stat == "median":

@@ -30,7 +30,8 @@ def test_quick_benchmark_prints_results(tmp_path, monkeypatch, capsys):
     bench = _load_bench()
     # --in-process: one process measures all four runs (the default spawns one worker process per
     # measurement, which costs an import of torch + transformers each: too slow for a unit test).
-    argv = ["--quick", "--steps", "8", "--warmup", "2", "--threads", "2", "--in-process", "--out", str(tmp_path / "runs")]
+    argv = ["--quick", "--steps", "8", "--warmup", "2", "--threads", "2", "--in-process",
+            "--out", str(tmp_path / "runs")]
     for key, value in TINY.items():
         argv += ["--set", f"{key}={value}"]
     report = bench.main(argv)
