@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 
 from antlm.config import MlmConfig, default_masking
 from antlm.data import masking
@@ -95,9 +94,8 @@ def fixed_shape(batch: Batch, bucket: int) -> Batch:
 
 def loss_sum(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     """Summed token cross-entropy; the caller divides by the (global) target count."""
-    logits = model(batch.input_ids, causal=batch.causal, target_mask=batch.target_mask, target_index=batch.target_index)
-    logits = logits.reshape(-1, logits.size(-1)).float()
-    return F.cross_entropy(logits, batch.targets.reshape(-1), reduction="sum", ignore_index=IGNORE)
+    return model(batch.input_ids, causal=batch.causal, target_mask=batch.target_mask,
+                 target_index=batch.target_index, targets=batch.targets)
 
 
 def mask_rate_at(cfg: MlmConfig, step: int, total_steps: int) -> float:

@@ -46,6 +46,7 @@ class EvalOptions:
     progress: bool = False
     glue: dict = field(default_factory=dict)  # GlueSettings overrides
     glue_tasks: Optional[list[str]] = None  # None: all seven
+    glue_backends: Optional[list[str]] = None  # hybrid: fine-tune GLUE under these backends only (None: both)
 
 
 def reduction_for(options: EvalOptions, backend: str) -> str:
@@ -156,7 +157,7 @@ def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callab
         task_scores, predictions = evaluate_zero_shot(model, tokenizer, data_dir, backend, options, log)
         entry["tasks"] = task_scores
         glue = None
-        if "glue" in options.tasks:
+        if "glue" in options.tasks and (options.glue_backends is None or backend in options.glue_backends):
             from antlm.eval.glue import GLUE_TASKS, GlueSettings, run_glue
 
             settings = GlueSettings(**options.glue)

@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from antlm.config import ModelConfig
+from antlm.models.fused_head import linear_cross_entropy
 
 
 class RMSNorm(nn.Module):
@@ -141,12 +142,17 @@ class BabyLlama(nn.Module):
         attention_mask: Optional[torch.Tensor] = None,
         target_mask: Optional[torch.Tensor] = None,
         target_index: Optional[torch.Tensor] = None,
+        targets: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """Logits [B, T, V]; with `target_mask` or `target_index`, only at those positions: [N, V]."""
+        """Logits [B, T, V]; with `target_mask` or `target_index`, only at those positions: [N, V].
+        With `targets` (one per selected position, -100 to skip): the summed cross-entropy instead,
+        computed chunk by chunk without the full logits (models/fused_head.py)."""
         from antlm.models import select_positions
 
-        hidden = self.hidden_states(input_ids, causal, attention_mask)
-        return self.logits_at(select_positions(hidden, target_mask, target_index))
+        hidden = select_positions(self.hidden_states(input_ids, causal, attention_mask), target_mask, target_index)
+        if targets is not None:
+            return linear_cross_entropy(hidden, self.lm_head.weight, None, targets)
+        return self.logits_at(hidden)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

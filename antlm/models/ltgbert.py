@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from antlm.config import ModelConfig
+from antlm.models.fused_head import linear_cross_entropy
 
 
 def log_bucket_positions(relative: Tensor, buckets: int, max_len: int) -> Tensor:
@@ -170,9 +171,12 @@ class LmHead(nn.Module):
         # Tying halves the vocabulary parameters, which matters at 16k x 768 on a 10M-word budget.
         self.decoder.weight = embedding
 
+    def features(self, hidden: Tensor) -> Tensor:
+        """What the vocabulary projection (`decoder`) is applied to."""
+        return self.dropout(self.post_norm(F.gelu(self.dense(self.pre_norm(hidden)))))
+
     def forward(self, hidden: Tensor) -> Tensor:
-        hidden = self.post_norm(F.gelu(self.dense(self.pre_norm(hidden))))
-        return self.decoder(self.dropout(hidden))
+        return self.decoder(self.features(hidden))
 
 
 class LtgBert(nn.Module):
@@ -259,9 +263,15 @@ class LtgBert(nn.Module):
         return self.head(hidden)
 
     def forward(self, input_ids: Tensor, causal: bool, attention_mask: Optional[Tensor] = None,
-                target_mask: Optional[Tensor] = None, target_index: Optional[Tensor] = None) -> Tensor:
-        """Logits [B, T, V]; with `target_mask` or `target_index`, only at those positions: [N, V]."""
+                target_mask: Optional[Tensor] = None, target_index: Optional[Tensor] = None,
+                targets: Optional[Tensor] = None) -> Tensor:
+        """Logits [B, T, V]; with `target_mask` or `target_index`, only at those positions: [N, V].
+        With `targets` (one per selected position, -100 to skip): the summed cross-entropy instead,
+        computed chunk by chunk without the full logits (models/fused_head.py)."""
         from antlm.models import select_positions
 
-        hidden = self.hidden_states(input_ids, causal, attention_mask)
-        return self.logits_at(select_positions(hidden, target_mask, target_index))
+        hidden = select_positions(self.hidden_states(input_ids, causal, attention_mask), target_mask, target_index)
+        if targets is not None:
+            decoder = self.head.decoder
+            return linear_cross_entropy(self.head.features(hidden), decoder.weight, decoder.bias, targets)
+        return self.logits_at(hidden)
