@@ -33,15 +33,20 @@ def model_config_json(cfg: RunConfig, tokenizer: Tokenizer) -> dict:
 def save_final(directory: Path, model: torch.nn.Module, cfg: RunConfig, tokenizer: Tokenizer) -> None:
     directory = Path(directory)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    save_safetensors_model(model, str(tmp / "model.safetensors"))
-    (tmp / "config.json").write_text(json.dumps(model_config_json(cfg, tokenizer), indent=1))
-    tokenizer.save(str(tmp / "tokenizer.json"))
-    if directory.exists():
-        shutil.rmtree(directory)
-    os.rename(tmp, directory)
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        save_safetensors_model(model, str(tmp / "model.safetensors"))
+        (tmp / "config.json").write_text(json.dumps(model_config_json(cfg, tokenizer), indent=1))
+        tokenizer.save(str(tmp / "tokenizer.json"))
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.rename(tmp, directory)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"could not write {directory}: {err.strerror or err}; the run's checkpoints are "
+                        "untouched: free space or fix permissions, then --resume") from None
 
 
 def _final_dir(path: Path) -> Path:

@@ -78,6 +78,21 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:08d}"
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    try:
+        _write_checkpoint(tmp, final, root, model, optimizer, {**state, "step": step})
+    except OSError as err:
+        # Disk full or permissions changed under a running job: drop the partial copy (so it holds
+        # no space) and stop with what is still safe to resume from.
+        shutil.rmtree(tmp, ignore_errors=True)
+        older = [p.name for p in list_checkpoints(root) if p != final]
+        kept = f"the newest earlier checkpoint, {older[-1]}, is untouched" if older else "no earlier checkpoint exists"
+        raise CheckpointError(f"could not write checkpoint {final}: {err.strerror or err}; {kept}; "
+                              "free space or fix permissions, then --resume") from None
+    return final
+
+
+def _write_checkpoint(tmp: Path, final: Path, root: Path, model: torch.nn.Module,
+                      optimizer: torch.optim.Optimizer, state: dict) -> None:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -87,7 +102,7 @@ def save_checkpoint(
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     save_file(tensors, str(tmp / "trainer.safetensors"))
-    (tmp / "state.json").write_text(json.dumps({**state, "step": step, "param_groups": param_groups}, indent=1))
+    (tmp / "state.json").write_text(json.dumps({**state, "param_groups": param_groups}, indent=1))
     for name in FILES:
         with open(tmp / name, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -97,7 +112,6 @@ def save_checkpoint(
         shutil.rmtree(final)
     os.rename(tmp, final)
     _fsync_dir(root)
-    return final
 
 
 def verify(path: Path) -> Optional[str]:

@@ -26,7 +26,7 @@ from antlm.train import checkpoint as ckpt
 from antlm.train.distributed import DistInfo, barrier, init_distributed, shutdown, sum_across
 from antlm.train.optim import build_optimizer, lr_at
 from antlm.train.setup import (
-    RunError, claim_out_dir, lock_out_dir, prepare_data, prepare_out_dir, run_info, write_run_files,
+    RunError, claim_out_dir, lock_out_dir, prepare_data, prepare_out_dir, release_out_dir, run_info, write_run_files,
 )
 
 DEV_MASK_SEED = 1234
@@ -176,7 +176,7 @@ def train(cfg: RunConfig, out: Path, resume: bool = False, force: bool = False, 
             shutdown(info)
     finally:
         for lock in locks:
-            lock.close()
+            release_out_dir(lock)
 
 
 def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: DistInfo, log: Callable, locks: list) -> dict:
@@ -207,6 +207,8 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
         claim_out_dir(out, resume)
         if not locks:
             locks.append(lock_out_dir(out))
+        for lock in locks:
+            lock.created_here = False  # the run has started: its lock file stays with it
         write_run_files(out, cfg, data.tokenizer, {**run_info(device), "world_size": info.world})
 
     torch.manual_seed(cfg.train.seed)

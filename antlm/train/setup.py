@@ -83,13 +83,24 @@ def lock_out_dir(out: Path):
     a refused command changes nothing. Returns the open lock file."""
     import fcntl
 
-    handle = open(out / ".antlm.lock", "a")
+    path = out / ".antlm.lock"
+    created = not path.exists()
+    handle = open(path, "a")
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
         raise RunError(f"{out} is in use by another antlm process (its lock is held)") from None
+    handle.created_here = created  # a refused start removes a lock file it created itself
     return handle
+
+
+def release_out_dir(handle) -> None:
+    """Close the lock. A lock file this process created goes too unless the run started (the loop
+    then clears `created_here`), so a refused command leaves the directory as it found it."""
+    if getattr(handle, "created_here", False):
+        Path(handle.name).unlink(missing_ok=True)
+    handle.close()
 
 
 def claim_out_dir(out: Path, resume: bool) -> None:
@@ -201,4 +212,4 @@ def prepare_command(cfg: RunConfig, log: Callable = print) -> dict:
     return summary
 
 
-__all__ = ["prepare_out_dir", "claim_out_dir", "lock_out_dir", "prepare_data", "write_run_files", "run_info", "prepare_command", "count_words"]
+__all__ = ["prepare_out_dir", "claim_out_dir", "lock_out_dir", "release_out_dir", "prepare_data", "write_run_files", "run_info", "prepare_command", "count_words"]
