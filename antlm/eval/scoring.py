@@ -122,20 +122,21 @@ def pll_scores(
             groups[length].append((index, masked, position))
     totals = [0.0] * len(requests)
     for length, rows in _batches(groups, batch_tokens):
+        count = len(rows)
         base = torch.tensor([requests[r[0]].prefix + requests[r[0]].target + requests[r[0]].suffix for r in rows])
-        targets = base[torch.arange(len(rows)), torch.tensor([r[2] for r in rows])]
-        mask = torch.zeros_like(base, dtype=torch.bool)
-        for row, (_, masked, _) in enumerate(rows):
-            mask[row, masked] = True
-        inputs = base.masked_fill(mask, mask_id)
-        read = torch.zeros_like(mask)
-        read[torch.arange(len(rows)), torch.tensor([r[2] - target_offset for r in rows])] = True
-        logits = model(inputs.to(device), causal=False, target_mask=read.to(device)).float()
+        scored = torch.tensor([r[2] for r in rows])
+        masked_rows = torch.tensor([row for row, (_, masked, _) in enumerate(rows) for _ in masked])
+        masked_cols = torch.tensor([column for _, masked, _ in rows for column in masked])
+        inputs = base.clone()
+        inputs[masked_rows, masked_cols] = mask_id
+        targets = base[torch.arange(count), scored]
+        # One query per copy: the model runs its last layer for the read position only.
+        logits = model(inputs.to(device), causal=False, query_index=(scored - target_offset).to(device)).float()
         values = torch.log_softmax(logits, dim=-1).gather(-1, targets.to(device)[:, None]).squeeze(-1).tolist()
         for (index, _, _), value in zip(rows, values):
             totals[index] += value
         if progress:
-            progress(len(rows))
+            progress(count)
     if reduction == "mean":
         return [total / max(1, len(r.target)) for total, r in zip(totals, requests)]
     return totals

@@ -54,10 +54,17 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=False)
         self.attention_dropout = cfg.attention_dropout
 
-    def forward(self, x, cos, sin, causal: bool, key_padding: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x, cos, sin, causal: bool, key_padding: Optional[torch.Tensor],
+                query: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """With `query` [B] (bidirectional only): attention output for that one position per row, [B, 1, H]."""
         batch, length, hidden = x.shape
         shape = (batch, length, self.num_heads, self.head_dim)
-        q = apply_rotary(self.q_proj(x).view(shape).transpose(1, 2), cos, sin)
+        if query is None:
+            q = apply_rotary(self.q_proj(x).view(shape).transpose(1, 2), cos, sin)
+        else:
+            rows = x[torch.arange(batch, device=x.device), query].unsqueeze(1)
+            q = self.q_proj(rows).view(batch, 1, self.num_heads, self.head_dim).transpose(1, 2)
+            q = apply_rotary(q, cos[query][:, None, None], sin[query][:, None, None])
         k = apply_rotary(self.k_proj(x).view(shape).transpose(1, 2), cos, sin)
         v = self.v_proj(x).view(shape).transpose(1, 2)
         dropout = self.attention_dropout if self.training else 0.0
@@ -68,7 +75,7 @@ class Attention(nn.Module):
         else:
             mask = None if key_padding is None else key_padding[:, None, None, :]
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
-        return self.o_proj(out.transpose(1, 2).reshape(batch, length, hidden))
+        return self.o_proj(out.transpose(1, 2).reshape(batch, q.size(2), hidden))
 
 
 class SwiGLU(nn.Module):
@@ -91,8 +98,11 @@ class DecoderLayer(nn.Module):
         self.mlp = SwiGLU(cfg)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, cos, sin, causal, key_padding):
-        x = x + self.dropout(self.self_attn(self.input_layernorm(x), cos, sin, causal, key_padding))
+    def forward(self, x, cos, sin, causal, key_padding, query: Optional[torch.Tensor] = None):
+        attended = self.self_attn(self.input_layernorm(x), cos, sin, causal, key_padding, query)
+        if query is not None:  # keep only the query rows from here on
+            x = x[torch.arange(x.size(0), device=x.device), query].unsqueeze(1)
+        x = x + self.dropout(attended)
         return x + self.dropout(self.mlp(self.post_attention_layernorm(x)))
 
 
@@ -122,15 +132,22 @@ class BabyLlama(nn.Module):
             else:
                 nn.init.normal_(param, std=std)
 
-    def hidden_states(self, input_ids: torch.Tensor, causal: bool, attention_mask: Optional[torch.Tensor] = None):
+    def hidden_states(self, input_ids: torch.Tensor, causal: bool, attention_mask: Optional[torch.Tensor] = None,
+                      query_index: Optional[torch.Tensor] = None):
+        """[B, T, H]; with `query_index` [B] (bidirectional only), just that position of each row, [B, H]:
+        the last layer then runs attention and MLP for one query per row (what PLL scoring needs)."""
         length = input_ids.size(1)
         if length > self.cfg.max_seq_len:
             raise ValueError(f"sequence of {length} tokens is longer than model.max_seq_len={self.cfg.max_seq_len}")
+        if query_index is not None and causal:
+            raise ValueError("query_index is for bidirectional scoring (causal=False)")
         cos, sin = self.rope_cos[:length], self.rope_sin[:length]
         x = self.embed_tokens(input_ids)
-        for layer in self.layers:
-            x = layer(x, cos, sin, causal, attention_mask)
-        return self.norm(x)
+        last = len(self.layers) - 1
+        for depth, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, causal, attention_mask, query_index if depth == last else None)
+        x = self.norm(x)
+        return x if query_index is None else x.squeeze(1)
 
     def logits_at(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.lm_head(hidden)
@@ -143,13 +160,16 @@ class BabyLlama(nn.Module):
         target_mask: Optional[torch.Tensor] = None,
         target_index: Optional[torch.Tensor] = None,
         targets: Optional[torch.Tensor] = None,
+        query_index: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """Logits [B, T, V]; with `target_mask` or `target_index`, only at those positions: [N, V].
-        With `targets` (one per selected position, -100 to skip): the summed cross-entropy instead,
-        computed chunk by chunk without the full logits (models/fused_head.py)."""
+        """Logits [B, T, V]; with `target_mask` or `target_index`, only at those positions: [N, V];
+        with `query_index` [B], at one position per row: [B, V]. With `targets` (one per selected
+        position, -100 to skip): the summed cross-entropy instead, computed chunk by chunk without
+        the full logits (models/fused_head.py)."""
         from antlm.models import select_positions
 
-        hidden = select_positions(self.hidden_states(input_ids, causal, attention_mask), target_mask, target_index)
+        hidden = self.hidden_states(input_ids, causal, attention_mask, query_index)
+        hidden = hidden if query_index is not None else select_positions(hidden, target_mask, target_index)
         if targets is not None:
             return linear_cross_entropy(hidden, self.lm_head.weight, None, targets)
         return self.logits_at(hidden)

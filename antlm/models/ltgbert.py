@@ -85,10 +85,14 @@ class Attention(nn.Module):
         return t.transpose(-2, -3)
 
     def forward(self, x: Tensor, rel: Tensor, index: Tensor, blocked: Optional[Tensor],
-                reference: bool = False) -> Tensor:
+                reference: bool = False, query: Optional[Tensor] = None) -> Tensor:
+        """With `query` [B]: the output for that one position per row only, [B, 1, h]; `index` and
+        `blocked` then hold just those query rows."""
         h = self.pre_norm(x)
         q, k = (self._split(t) for t in self.in_proj_qk(h).chunk(2, dim=-1))
         v = self._split(self.in_proj_v(h))
+        if query is not None:
+            q = q[torch.arange(q.size(0), device=q.device), :, query].unsqueeze(2)  # [B, heads, 1, d]
         rel = self.dropout(rel)
         if reference:
             context = self._reference_attention(q, k, v, rel, index, blocked)
@@ -102,8 +106,8 @@ class Attention(nn.Module):
         # Projecting the 2P-1 table rows (not T*T gathered copies) is what keeps this cheap: the
         # projection commutes with the gather, so we score against the table, then gather.
         query_pos, key_pos = (self._split(t) for t in self.in_proj_qk(rel).chunk(2, dim=-1))
-        batch, heads, length, _ = q.shape
-        index = index.expand(batch, heads, length, length)
+        batch, heads, queries, _ = q.shape
+        index = index.expand(batch, heads, queries, k.size(2))
         c2p = torch.matmul(q, key_pos.transpose(-1, -2)).gather(3, index)  # [B,H,Tq,2P-1] -> [B,H,Tq,Tk]
         p2c = torch.matmul(query_pos, k.transpose(-1, -2)).gather(2, index)  # [B,H,2P-1,Tk] -> [B,H,Tq,Tk]
         bias = ((c2p + p2c) * self.scale).to(q.dtype)
@@ -154,8 +158,11 @@ class EncoderLayer(nn.Module):
         self.feed_forward = FeedForward(cfg)
 
     def forward(self, x: Tensor, rel: Tensor, index: Tensor, blocked: Optional[Tensor],
-                reference: bool = False) -> Tensor:
-        x = x + self.attention(x, rel, index, blocked, reference)
+                reference: bool = False, query: Optional[Tensor] = None) -> Tensor:
+        attended = self.attention(x, rel, index, blocked, reference, query)
+        if query is not None:  # keep only the query rows from here on
+            x = x[torch.arange(x.size(0), device=x.device), query].unsqueeze(1)
+        x = x + attended
         return x + self.feed_forward(x)
 
 
@@ -198,8 +205,12 @@ class LtgBert(nn.Module):
         self.embedding_dropout = nn.Dropout(cfg.dropout)
         self.relative_embedding = nn.Parameter(torch.empty(2 * cfg.position_buckets - 1, h))
         self.relative_norm = _norm(h, cfg.norm_eps, affine=True)
-        self.register_buffer("bucket_index", bucket_index_matrix(cfg.max_seq_len, cfg.position_buckets),
-                             persistent=False)
+        buckets = bucket_index_matrix(cfg.max_seq_len, cfg.position_buckets)
+        self.register_buffer("bucket_index", buckets, persistent=False)
+        # The table rows a length-T input can use are a contiguous band (bucketing is monotonic in
+        # the offset); projecting only that band saves most of the table work on short inputs.
+        self.table_band = [(int(buckets[:t, :t].min()), int(buckets[:t, :t].max()) + 1)
+                           for t in range(1, cfg.max_seq_len + 1)]
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.num_layers))
         self.head = LmHead(cfg, self.word_embedding.weight)
         self._init_weights()
@@ -240,8 +251,10 @@ class LtgBert(nn.Module):
             blocked = padding if blocked is None else blocked | padding
         return blocked
 
-    def hidden_states(self, input_ids: Tensor, causal: bool,
-                      attention_mask: Optional[Tensor] = None) -> Tensor:
+    def hidden_states(self, input_ids: Tensor, causal: bool, attention_mask: Optional[Tensor] = None,
+                      query_index: Optional[Tensor] = None) -> Tensor:
+        """[B, T, h]; with `query_index` [B] (bidirectional only), just that position of each row,
+        [B, h]: the last layer then runs for one query per row (what PLL scoring needs)."""
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be [batch, seq], got shape {tuple(input_ids.shape)}")
         length = input_ids.size(1)
@@ -252,11 +265,24 @@ class LtgBert(nn.Module):
             raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match "
                              f"input_ids shape {tuple(input_ids.shape)}")
         x = self.embedding_dropout(self.embedding_norm(self.word_embedding(input_ids)))
-        rel = self.relative_norm(self.relative_embedding)
-        index = self.bucket_index[:length, :length]
+        if query_index is not None and causal:
+            raise ValueError("query_index is for bidirectional scoring (causal=False)")
+        low, high = self.table_band[length - 1]
+        rel = self.relative_norm(self.relative_embedding[low:high])
+        index = self.bucket_index[:length, :length] - low
         blocked = self._blocked_mask(length, causal, attention_mask, x.device)
-        for layer in self.layers:
+        query = None if self.use_reference else query_index
+        last = len(self.layers) - 1
+        for depth, layer in enumerate(self.layers):
+            if depth == last and query is not None:
+                rows = torch.arange(x.size(0), device=x.device)
+                index = index[query].unsqueeze(1).unsqueeze(1)  # [B, 1, 1, T]
+                if blocked is not None:
+                    blocked = blocked.expand(x.size(0), -1, length, -1)[rows, :, query].unsqueeze(2)
+                return layer(x, rel, index, blocked, False, query).squeeze(1)
             x = layer(x, rel, index, blocked, self.use_reference)
+        if query_index is not None:  # the reference path computes every row, then picks
+            return x[torch.arange(x.size(0), device=x.device), query_index]
         return x
 
     def logits_at(self, hidden: Tensor) -> Tensor:
@@ -264,13 +290,15 @@ class LtgBert(nn.Module):
 
     def forward(self, input_ids: Tensor, causal: bool, attention_mask: Optional[Tensor] = None,
                 target_mask: Optional[Tensor] = None, target_index: Optional[Tensor] = None,
-                targets: Optional[Tensor] = None) -> Tensor:
-        """Logits [B, T, V]; with `target_mask` or `target_index`, only at those positions: [N, V].
-        With `targets` (one per selected position, -100 to skip): the summed cross-entropy instead,
-        computed chunk by chunk without the full logits (models/fused_head.py)."""
+                targets: Optional[Tensor] = None, query_index: Optional[Tensor] = None) -> Tensor:
+        """Logits [B, T, V]; with `target_mask` or `target_index`, only at those positions: [N, V];
+        with `query_index` [B], at one position per row: [B, V]. With `targets` (one per selected
+        position, -100 to skip): the summed cross-entropy instead, computed chunk by chunk without
+        the full logits (models/fused_head.py)."""
         from antlm.models import select_positions
 
-        hidden = select_positions(self.hidden_states(input_ids, causal, attention_mask), target_mask, target_index)
+        hidden = self.hidden_states(input_ids, causal, attention_mask, query_index)
+        hidden = hidden if query_index is not None else select_positions(hidden, target_mask, target_index)
         if targets is not None:
             decoder = self.head.decoder
             return linear_cross_entropy(self.head.features(hidden), decoder.weight, decoder.bias, targets)
