@@ -39,6 +39,9 @@ class DataConfig:
     """Where token stores and the embedded corpus are cached ($ANTLM_CACHE or ~/.cache/antlm)."""
     embedded_sentences: int = 60000
     embedded_seed: int = 0
+    store_on_device: Optional[bool] = None
+    """Keep the token stream in accelerator memory and build batches (and MLM masks, from a
+    generator on that device) there; None: on CUDA when it takes under a quarter of free memory."""
 
 
 @dataclass

@@ -11,7 +11,7 @@ import torch
 
 def token_mask(maskable: torch.Tensor, rate: float, generator: torch.Generator) -> torch.Tensor:
     """Exactly round(rate * maskable count) positions per row (at least one), chosen uniformly."""
-    scores = torch.rand(maskable.shape, generator=generator)
+    scores = torch.rand(maskable.shape, generator=generator, device=maskable.device)
     scores = scores.masked_fill(~maskable, 2.0)
     ranks = scores.argsort(dim=1).argsort(dim=1)
     count = (maskable.sum(dim=1, keepdim=True) * rate).round().clamp(min=1)
@@ -25,13 +25,13 @@ def span_mask(
     LTG-BERT. Spans start independently with probability rate/mean_span, so the realised rate is the
     target rate minus span overlaps (a little lower); every row with a maskable token gets one span."""
     batch, length = maskable.shape
-    start = torch.rand(maskable.shape, generator=generator) < (rate / mean_span)
+    start = torch.rand(maskable.shape, generator=generator, device=maskable.device) < (rate / mean_span)
     # A geometric length from a uniform draw: floor(log(u) / log(1 - p)) + 1, with p = 1/mean.
-    uniform = torch.rand(maskable.shape, generator=generator).clamp_min(1e-12)
+    uniform = torch.rand(maskable.shape, generator=generator, device=maskable.device).clamp_min(1e-12)
     p = 1.0 / mean_span
     lengths = (torch.log(uniform) / torch.log(torch.tensor(1.0 - p)) if p < 1 else torch.zeros_like(uniform))
     lengths = (lengths.floor() + 1).clamp(max=max_span).long()
-    forced = torch.randint(0, length, (batch,), generator=generator)
+    forced = torch.randint(0, length, (batch,), generator=generator, device=maskable.device)
     start[torch.arange(batch), forced] |= ~start.any(dim=1)
     positions = torch.arange(length).expand(batch, length)
     ends = torch.where(start, positions + lengths, torch.zeros_like(positions))
@@ -51,8 +51,9 @@ def corrupt(
     generator: torch.Generator,
 ) -> torch.Tensor:
     """BERT's 80/10/10: a masked position becomes <mask>, a random ordinary token, or stays."""
-    draw = torch.rand(input_ids.shape, generator=generator)
-    random_tokens = torch.randint(num_special, vocab_size, input_ids.shape, generator=generator)
+    draw = torch.rand(input_ids.shape, generator=generator, device=input_ids.device)
+    random_tokens = torch.randint(num_special, vocab_size, input_ids.shape, generator=generator,
+                                  device=input_ids.device)
     out = input_ids.clone()
     to_mask = masked & (draw < replace_mask)
     to_random = masked & (draw >= replace_mask) & (draw < replace_mask + replace_random)

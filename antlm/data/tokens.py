@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import torch
 from tokenizers import Tokenizer
 
 from antlm.data.corpus import Corpus, iter_documents
@@ -130,9 +131,16 @@ class BlockDataset:
             self._orders = {key: np.random.default_rng([seed, epoch, 7]).permutation(len(self))}
         return self._orders[key]
 
-    def blocks(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return (input_ids, targets) as int64 arrays [n, seq_len] for dataset positions."""
+    def blocks(self, positions: np.ndarray):
+        """(input_ids, targets) as int64 [n, seq_len] for dataset positions: numpy arrays, or tensors
+        on the stream's device when the stream is a tensor (see train.loop.place_token_store)."""
         starts = self.block_ids[positions] * self.seq_len
+        if torch.is_tensor(self.stream):
+            index = torch.from_numpy(starts).to(self.stream.device)[:, None] + torch.arange(
+                self.seq_len, device=self.stream.device)
+            targets = self.stream[index].long()
+            inputs = torch.cat([targets.new_full((targets.size(0), 1), self.bos_id), targets[:, :-1]], dim=1)
+            return inputs, targets
         index = starts[:, None] + np.arange(self.seq_len)[None, :]
         targets = self.stream[index].astype(np.int64)
         inputs = np.empty_like(targets)

@@ -57,15 +57,31 @@ class BatchMaker:
         return self.dataset.order(self.cfg.train.seed, epoch)[index * batch_size:(index + 1) * batch_size]
 
     def make(self, positions: np.ndarray, objective: str, mask_seed: int, step: int) -> Batch:
-        inputs, targets = (torch.from_numpy(a) for a in self.dataset.blocks(positions))
+        inputs, targets = (a if torch.is_tensor(a) else torch.from_numpy(a) for a in self.dataset.blocks(positions))
         if objective == "clm":
             return clm_batch(inputs, targets)
-        generator = torch.Generator().manual_seed(mask_seed)
+        generator = torch.Generator(device=inputs.device).manual_seed(mask_seed)
         return mlm_batch(
             inputs, targets, self.cfg.mlm, self.cfg.model.backbone, self.offset,
             mask_rate_at(self.cfg.mlm, step, self.total_steps), self.special["mask"],
             len(tok_lib.SPECIAL_TOKENS), self.vocab_size, generator,
         )
+
+
+def place_token_store(cfg: RunConfig, data, device: torch.device, log: Callable) -> None:
+    """Move the token stream (shared by the train and dev blocks when they come from one store) to
+    the accelerator, so a step's batch is gathered and masked there with no host work or copy."""
+    streams = {id(d.stream): d.stream for d in (data.train, data.dev)}
+    size = sum(int(s.size) for s in streams.values()) * 4  # held as int32
+    wanted = cfg.data.store_on_device
+    if wanted is None:
+        wanted = device.type == "cuda" and size < torch.cuda.mem_get_info(device)[0] // 4
+    if not wanted:
+        return
+    moved = {key: torch.from_numpy(np.asarray(s, dtype=np.int32)).to(device) for key, s in streams.items()}
+    for dataset in (data.train, data.dev):
+        dataset.stream = moved[id(dataset.stream)]
+    log(f"token store kept on {device} ({size / 2**20:.1f} MiB)")
 
 
 def split_batch(batch: Batch, parts: int) -> list[Batch]:
@@ -221,6 +237,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
         wrapped = DistributedDataParallel(model, device_ids=[info.local_rank] if device.type == "cuda" else None)
     forward_model = torch.compile(wrapped, dynamic=False) if cfg.train.compile else wrapped
     head_bucket = max(64, micro * cfg.data.seq_len // 16)  # at most 16 MLM head shapes under compile
+    place_token_store(cfg, data, device, log)
     maker = BatchMaker(cfg, data.train, special, vocab_size, total)
     dev_maker = BatchMaker(cfg, data.dev, special, vocab_size, total)
 
