@@ -191,3 +191,33 @@ def test_long_context_is_cut_from_the_left():
     assert cut == 1 and fitted.target == (5, 6, 7) and fitted.prefix == tuple(range(23, 40))
     with pytest.raises(UserError, match="target needs"):
         scoring.fit_length([scoring.Request((1,), tuple(range(30)))], 20)
+
+
+def test_compat_masked_text_is_the_2024_pipeline_join(tiny_model):
+    """babylm2024 masked scoring sees "<context>  <target>" (minicons' join of the pipeline's
+    context and " " + target): the lone space token is part of the scored target; clean mode scores
+    the sentence's own tokens only."""
+    from antlm.eval import runner as runner_lib
+    from antlm.eval.tasks import Item
+    from antlm.model_io import load_model
+
+    model, tokenizer = load_model(tiny_model)
+    seen = {}
+
+    def spy(model, requests, *args, **kwargs):
+        seen.setdefault("requests", []).extend(requests)
+        return [0.0] * len(requests)
+
+    item = Item("pair_0", "", "the cat sleeps .", "the cat sleep .")
+    original = runner_lib.scoring.pll_scores
+    runner_lib.scoring.pll_scores = spy
+    try:
+        for mode in ("babylm2024", "clean"):
+            runner_lib.score_items(model, tokenizer, [item], "mlm", EvalOptions(tasks=["blimp"], mode=mode), log=lambda m: None)
+    finally:
+        runner_lib.scoring.pll_scores = original
+    compat_good, _, clean_good, _ = seen["requests"]
+    eos, bos = tokenizer.token_to_id("</s>"), tokenizer.token_to_id("<s>")
+    space = tokenizer.token_to_id("Ġ")
+    assert compat_good.prefix == (bos, eos) and compat_good.target[0] == space
+    assert compat_good.target[1:] == clean_good.target and clean_good.prefix == (bos,)

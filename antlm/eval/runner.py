@@ -7,7 +7,9 @@ Modes (recorded in every results file):
   3. causal, with a context (EWoK): the context is encoded without `<s>` (lm-eval adds no BOS for causal
      models) and only the target's tokens are scored;
   4. masked models: PLL with the `mean` reduction (per-token average, not the sum);
-  5. masked models, empty context: the context becomes the EOS string joined with a space (`"</s> " + sentence`).
+  5. masked models: the text scored is minicons' join of the context (the EOS string when empty) and
+     " " + target with another space, `"</s>  " + sentence`; the lone space token that the double space
+     makes is scored and counted in the mean.
 - `clean` drops the quirks: ties count as wrong, `<s>` before every context, PLL `sum`, no EOS context.
 """
 from __future__ import annotations
@@ -64,8 +66,13 @@ def score_items(model, tokenizer, items: list[Item], backend: str, options: Eval
             if backend == "causal":
                 requests.append(scoring.encode_causal(tokenizer, item.context, text, bos_before_context=not compat))
             else:
-                context = item.context or (EOS + " " if compat else "")
-                requests.append(scoring.encode_masked(tokenizer, context, text))
+                if compat:
+                    # The 2024 pipeline hands minicons the context (EOS when empty) and " " + text,
+                    # and minicons joins them with another " ": the text is "<ctx>  <text>", and the
+                    # lone space token this makes is scored with the target.
+                    requests.append(scoring.encode_masked(tokenizer, item.context or EOS, "  " + text))
+                else:
+                    requests.append(scoring.encode_masked(tokenizer, item.context, text))
     _, truncated = scoring.fit_length(requests, model.cfg.max_seq_len)
     if truncated:
         log(f"warning: {truncated} of {len(requests)} {backend} inputs were longer than max_seq_len="
