@@ -26,6 +26,7 @@ from antlm.config import build_config  # noqa: E402
 from antlm.eval.runner import EvalOptions, run_eval, write_outputs  # noqa: E402
 from antlm.report import write_report  # noqa: E402
 from antlm.train.loop import train  # noqa: E402
+from antlm.train.setup import RunError  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 SOURCES = ("bnc_spoken", "childes", "gutenberg", "open_subtitles", "simple_wiki", "switchboard")
@@ -86,7 +87,15 @@ def run_condition(job: dict) -> tuple[str, dict]:
     run_dir = Path(job["run_dir"])
     start = time.perf_counter()
     cfg = build_config(job["preset"], job["overrides"])
-    train(cfg, run_dir, force=True, log=lambda m: None)
+    if (run_dir / "final" / "config.json").is_file() and (run_dir / "config.yaml").is_file():
+        # Trained before the study was interrupted: resume (a no-op at the last step) rather than
+        # retrain; a changed config makes resume refuse, and then the run is trained afresh.
+        try:
+            train(cfg, run_dir, resume=True, log=lambda m: None)
+        except RunError:
+            train(cfg, run_dir, force=True, log=lambda m: None)
+    else:
+        train(cfg, run_dir, force=True, log=lambda m: None)
     timing = {"train_s": round(time.perf_counter() - start, 1)}
     if job["eval"] is not None:
         results = run_eval(run_dir, SHARED, EvalOptions(**job["eval"]), log=lambda m: None)
@@ -104,9 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--windows", type=int, default=2, help="10k-word windows per source in the sample")
     parser.add_argument("--jobs", type=int, default=None,
                         help="runs in parallel, each on cpu_count/jobs threads (default 2; 1 with --smoke)")
-    parser.add_argument("--eval-limit", type=int, default=100, help="items per zero-shot subtask")
-    parser.add_argument("--glue", default="mrpc,rte,wsc,mnli,qqp", help="GLUE tasks ('' to skip)")
-    parser.add_argument("--glue-train-limit", type=int, default=400)
+    parser.add_argument("--eval-limit", type=int, default=50, help="items per zero-shot subtask")
+    parser.add_argument("--glue", default=None,
+                        help="GLUE tasks, '' to skip (default: the five with training data; none in the ablations)")
+    parser.add_argument("--glue-train-limit", type=int, default=200)
     parser.add_argument("--glue-eval-limit", type=int, default=200)
     parser.add_argument("--glue-epochs", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help="tiny runs on the embedded corpus (CI)")
@@ -127,11 +137,20 @@ def main(argv: list[str] | None = None) -> int:
         corpus_overrides = [f"data.corpus={draw_sample(args.out, args.windows)}", "data.word_budget=10000000",
                             "train.eval_every=40", "train.log_every=10"]
     has_eval_data = (SHARED / "blimp_filtered").is_dir()
-    glue_tasks = [t for t in args.glue.split(",") if t] if not args.smoke else []
+    glue = args.glue if args.glue is not None else ("" if args.study == "ablations" else "mrpc,rte,wsc,mnli,qqp")
+    glue_tasks = [t for t in glue.split(",") if t] if not args.smoke else []
+    main_runs = {(b, p, sch): label for b, conditions in MAIN.items() for label, p, sch in conditions}
     run_dirs, pending = [], []
     for backbone, label, preset, schedule in study_plan(args):
         for seed in seeds:
             run_dir = out / f"{backbone}-{label}-s{seed}"
+            same_in_main = main_runs.get((backbone, preset, schedule))
+            if args.study == "ablations" and same_in_main:
+                # The identical condition of the main study (same sample, preset, schedule, seed) is
+                # reused when it has been evaluated, rather than trained twice.
+                reused = args.out / "main" / f"{backbone}-{same_in_main}-s{seed}"
+                if (reused / "results.json").is_file():
+                    run_dir = reused
             run_dirs.append(run_dir)
             if (run_dir / "results.json").is_file() or (not has_eval_data and (run_dir / "final").is_dir()):
                 continue
