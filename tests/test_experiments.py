@@ -17,4 +17,12 @@ def test_cpu_replication_smoke(tmp_path, capsys):
         report = (tmp_path / "main" / f"report-{backbone}" / "report.md").read_text()
         assert "±" in report and "p" in report
     assert (tmp_path / "main" / "babyllama-antlm-s1" / "results.json").is_file()
+    # The ablations reuse the main study's identical condition instead of training it again.
+    assert module.main(["--smoke", "--study", "ablations", "--backbones", "babyllama", "--seeds", "0,1",
+                        "--out", str(tmp_path), "--set", "train.threads=1"]) == 0
+    assert not (tmp_path / "ablations" / "babyllama-antlm-1-4-1-s0").exists()
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert "Data caveat" in results and "## Main comparison" in results and "## Ablations" in results
+    assert results.count("paired t-test p =") == 2 + 2 + 4  # one line per non-baseline condition
+    assert "(figures/main-babyllama-dev_loss.png)" in results and (tmp_path / "figures" / "main-babyllama-dev_loss.png").is_file()
     sys.modules.pop("cpu_replication", None)

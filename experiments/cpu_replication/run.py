@@ -21,12 +21,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from antlm.config import build_config  # noqa: E402
 from antlm.eval.runner import EvalOptions, run_eval, write_outputs  # noqa: E402
 from antlm.report import write_report  # noqa: E402
 from antlm.train.loop import train  # noqa: E402
 from antlm.train.setup import RunError  # noqa: E402
+from results import write_results  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 SOURCES = ("bnc_spoken", "childes", "gutenberg", "open_subtitles", "simple_wiki", "switchboard")
@@ -120,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--glue-eval-limit", type=int, default=200)
     parser.add_argument("--glue-epochs", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help="tiny runs on the embedded corpus (CI)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="where RESULTS.md goes (default: next to this script; with --smoke: in --out)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra config override for every run")
     args = parser.parse_args(argv)
 
@@ -182,12 +186,38 @@ def main(argv: list[str] | None = None) -> int:
     timings_path.write_text(json.dumps(timings, indent=1))
     # One report per backbone: each condition is tested against its own backbone's first condition
     # (the single-objective baseline in the main study).
+    by_backbone = {}
     for backbone in dict.fromkeys(b for b, *_ in study_plan(args)):
         runs = [d for d in run_dirs if d.name.startswith(backbone + "-")]
+        by_backbone[backbone] = [str(d) for d in runs]
         report = write_report(runs, out / f"report-{backbone}", baseline=runs[0].name, log=lambda m: None, force=True)
         print(f"report: {report}")
+    (out / "runs.json").write_text(json.dumps({"settings": design_settings(args, seeds, glue_tasks, jobs, threads),
+                                               "runs": by_backbone}, indent=1))
+    plan, design = {}, []
+    for study in ("main", "ablations"):
+        saved = args.out / study / "runs.json"
+        if saved.is_file():
+            data = json.loads(saved.read_text())
+            plan[study] = {b: [Path(d) for d in dirs] for b, dirs in data["runs"].items()}
+            design += [f"**{study}**: " + data["settings"]]
+    target = args.results or (out.parent / "RESULTS.md" if args.smoke else Path(__file__).parent / "RESULTS.md")
+    print(f"results: {write_results(args.out, plan, target, design)}")
     return 0
 
+
+def design_settings(args, seeds, glue_tasks, jobs, threads) -> str:
+    table = ABLATIONS if args.study == "ablations" else MAIN
+    conditions = "; ".join(f"{b} {label} `{schedule}` ({preset})" for b, rows in table.items()
+                           for label, preset, schedule in rows if not args.backbones or b in args.backbones)
+    sample = "the embedded corpus (smoke)" if args.smoke else (
+        f"the first {args.windows} lines (10,000-word windows) of each of the 6 source files of the shared "
+        f"snippets corpus, {6 * args.windows * 10_000:,} words")
+    glue = (f"GLUE {', '.join(glue_tasks)} with at most {args.glue_train_limit} training and "
+            f"{args.glue_eval_limit} evaluation examples, {args.glue_epochs} epochs" if glue_tasks else "no GLUE")
+    return (f"conditions {conditions}; seeds {', '.join(map(str, seeds))}; sample: {sample}; zero-shot tasks on "
+            f"the first {args.eval_limit} items of each subtask, causal and PLL scoring (babylm2024 mode); {glue}; "
+            f"{jobs} runs in parallel, {threads} thread(s) each.")
 
 if __name__ == "__main__":
     raise SystemExit(main())
