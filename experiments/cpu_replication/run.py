@@ -81,6 +81,16 @@ def study_plan(args) -> list[tuple[str, str, str, str]]:
     return plan
 
 
+def _die_with_parent() -> None:
+    """Pool initializer: on Linux a worker gets SIGTERM when the study process dies, so killing the
+    study never leaves orphans writing into its run directories."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def run_condition(job: dict) -> tuple[str, dict]:
     """Train and evaluate one (condition, seed); runs in a worker process when --jobs > 1."""
     import torch
@@ -176,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         # model sizes (less synchronisation per small matmul); LTG-BERT runs, the slowest, go first.
         pending.sort(key=lambda job: "ltgbert" not in job["preset"])
         os.environ["OMP_NUM_THREADS"] = str(threads)
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_die_with_parent)
         finished = pool.map(run_condition, pending)
     for name, timing in finished:
         timings[name] = timing
