@@ -45,3 +45,17 @@ def test_all_rows_ignored_gives_zero_loss_and_gradient():
     loss = linear_cross_entropy(features, weight, b, torch.full_like(targets, IGNORE))
     loss.backward()
     assert loss.item() == 0.0 and features.grad.abs().sum().item() == 0.0
+
+
+def test_under_bf16_autocast_gradients_keep_their_dtypes():
+    """The GPU path runs under bf16 autocast: features arrive in bf16, the weight is fp32."""
+    features, weight, b, targets = _inputs(True, seed=2)
+    reference = F.cross_entropy(F.linear(features, weight, b), targets, reduction="sum", ignore_index=IGNORE)
+    expected = torch.autograd.grad(reference, [weight])[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = features.to(torch.bfloat16)
+        loss = linear_cross_entropy(half, weight, b, targets, chunk_rows=8)
+    grad_half, grad_weight = torch.autograd.grad(loss, [half, weight])
+    assert loss.dtype == torch.float32 and grad_half.dtype == torch.bfloat16 and grad_weight.dtype == torch.float32
+    torch.testing.assert_close(loss, reference, rtol=2e-2, atol=0.5)
+    torch.testing.assert_close(grad_weight, expected, rtol=5e-2, atol=5e-2)
