@@ -29,11 +29,12 @@ def span_mask(
     # A geometric length from a uniform draw: floor(log(u) / log(1 - p)) + 1, with p = 1/mean.
     uniform = torch.rand(maskable.shape, generator=generator, device=maskable.device).clamp_min(1e-12)
     p = 1.0 / mean_span
+    # A 0-dim CPU tensor mixes with CUDA tensors; it keeps float32 rounding identical on both.
     lengths = (torch.log(uniform) / torch.log(torch.tensor(1.0 - p)) if p < 1 else torch.zeros_like(uniform))
     lengths = (lengths.floor() + 1).clamp(max=max_span).long()
     forced = torch.randint(0, length, (batch,), generator=generator, device=maskable.device)
-    start[torch.arange(batch), forced] |= ~start.any(dim=1)
-    positions = torch.arange(length).expand(batch, length)
+    start[torch.arange(batch, device=maskable.device), forced] |= ~start.any(dim=1)
+    positions = torch.arange(length, device=maskable.device).expand(batch, length)
     ends = torch.where(start, positions + lengths, torch.zeros_like(positions))
     # A position is covered when some span starting at or before it ends after it.
     covered = positions < torch.cummax(ends, dim=1).values
