@@ -59,9 +59,11 @@ def _timing_lines(timings: dict) -> list[str]:
         return []
     lines = ["| run | train s | train + eval s |", "|---|---|---|"]
     lines += [f"| {name} | {t['train_s']:.0f} | {t['total_s']:.0f} |" for name, t in sorted(runs.items())]
+    work = sum(t["total_s"] for t in runs.values())
+    lines += ["", f"Sum of the per-run times: {work / 60:.1f} min of work (runs two at a time, one thread each)."]
     if "study_s" in timings:
-        lines += ["", f"Wall time of the last invocation: {timings['study_s'] / 60:.1f} min (runs it found "
-                      "finished were not redone; the per-run times above add up the work)."]
+        lines += [f"Wall time of the last invocation that ran something: {timings['study_s'] / 60:.1f} min "
+                  "(runs it found finished were not redone)."]
     return lines
 
 
