@@ -291,10 +291,8 @@ class LtgBert(nn.Module):
     def forward(self, input_ids: Tensor, causal: bool, attention_mask: Optional[Tensor] = None,
                 target_mask: Optional[Tensor] = None, target_index: Optional[Tensor] = None,
                 targets: Optional[Tensor] = None, query_index: Optional[Tensor] = None) -> Tensor:
-        """Logits [B, T, V]; with `target_mask` or `target_index`, only at those positions: [N, V];
-        with `query_index` [B], at one position per row: [B, V]. With `targets` (one per selected
-        position, -100 to skip): the summed cross-entropy instead, computed chunk by chunk without
-        the full logits (models/fused_head.py)."""
+        """The contract of `BabyLlama.forward`: logits at all, selected ([N, V]) or one-per-row
+        (`query_index`, [B, V]) positions, or with `targets` their summed cross-entropy."""
         from antlm.models import select_positions
 
         hidden = self.hidden_states(input_ids, causal, attention_mask, query_index)
