@@ -35,10 +35,10 @@ def conclusion(run_dirs: list[Path], backbone: str) -> list[str]:
     runs = [read_run(d) for d in run_dirs]
     conditions = group_conditions(runs)
     base, backend = conditions[0], PRIMARY_BACKEND[backbone]
-    task = "macro" if base.per_seed(backend, "macro") else None
     lines = []
     for cond in conditions[1:]:
-        if task:
+        # The macro needs GLUE on both sides (the ablations skip it): else the zero-shot mean.
+        if set(base.per_seed(backend, "macro")) & set(cond.per_seed(backend, "macro")):
             base_scores, scores = base.per_seed(backend, "macro"), cond.per_seed(backend, "macro")
             what = "macro-average"
         else:
