@@ -22,13 +22,25 @@ def _log(message: str) -> None:
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML preset (see configs/)")
+    parser.add_argument("--config", help="YAML file or preset name (antlm/presets/: tiny, babyllama-antlm-4-16-4, ...)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set schedule=4_clm+16_mlm+4_clm (repeatable)")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("antlm")
+    except PackageNotFoundError:  # a source tree on PYTHONPATH, not installed
+        from antlm import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="antlm", description="AntLM pretraining: alternating causal and masked LM.")
+    parser.add_argument("--version", action="version", version=f"antlm {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     prepare = commands.add_parser("prepare", help="check the corpus, train the tokenizer, build the token store")

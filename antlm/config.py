@@ -6,6 +6,7 @@ Every key is declared here with its type; unknown keys and wrongly typed values 
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,9 +24,10 @@ class ConfigError(UserError):
 
 @dataclass
 class DataConfig:
-    corpus: str = "embedded"
+    corpus: Optional[str] = "embedded"
     """A directory in the BabyLM layout (*.train, *.dev, *.test, *.txt), or `embedded` for the
-    built-in synthetic grammar corpus."""
+    built-in synthetic grammar corpus. Null (the real-data presets): taken from $ANTLM_CORPUS,
+    else the run is refused with a message that says to pass `--set data.corpus=DIR`."""
     word_budget: Optional[int] = None
     """Fail when the training files hold more whitespace words than this (strict-small: 10M)."""
     vocab_size: int = 16000
@@ -231,11 +233,16 @@ def set_key(cfg: RunConfig, dotted: str, value: Any) -> None:
     _apply(cfg, nested)
 
 
-PRESET_DIR = Path(__file__).resolve().parents[1] / "configs"
+# Presets are package data, so an installed wheel finds them from any working directory.
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
 def resolve_preset(name: str | Path) -> Path:
-    """A path, or the name of a preset in configs/ (`tiny`, `babyllama-antlm-4-16-4`)."""
+    """A path, or the name of a preset in antlm/presets/ (`tiny`, `babyllama-antlm-4-16-4`)."""
     path = Path(name)
     if not path.exists() and path.suffix == "" and (PRESET_DIR / f"{name}.yaml").is_file():
         return PRESET_DIR / f"{name}.yaml"
@@ -245,7 +252,8 @@ def resolve_preset(name: str | Path) -> Path:
 def load_yaml(path: str | Path) -> dict:
     path = resolve_preset(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        hint = f" (presets: {', '.join(preset_names())})" if path.suffix == "" and not path.parent.parts else ""
+        raise ConfigError(f"config file not found: {path}{hint}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
@@ -255,6 +263,9 @@ def load_yaml(path: str | Path) -> dict:
     return data or {}
 
 
+CORPUS_ENV = "ANTLM_CORPUS"
+
+
 def build_config(path: Optional[str | Path] = None, overrides: tuple[str, ...] | list[str] = ()) -> RunConfig:
     cfg = RunConfig()
     if path is not None:
@@ -262,6 +273,13 @@ def build_config(path: Optional[str | Path] = None, overrides: tuple[str, ...] |
     for text in overrides:
         key, value = parse_override(text)
         set_key(cfg, key, value)
+    if cfg.data.corpus is None:
+        # Resolved here so that the saved config names the directory the run really read.
+        from_env = os.environ.get(CORPUS_ENV, "").strip()
+        if not from_env:
+            raise ConfigError(f"{Path(str(path)).stem if path else 'this config'} trains on a corpus in the BabyLM layout: "
+                              f"pass --set data.corpus=DIR (or set ${CORPUS_ENV})")
+        cfg.data.corpus = from_env
     validate(cfg)
     return cfg
 
@@ -313,7 +331,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("babyllama needs an even head size for rotary embeddings")
     if d.seq_len < 2:
         raise ConfigError(f"data.seq_len must be at least 2 (a block needs a token to predict), got {d.seq_len}")
-    if not d.corpus.strip():
+    if d.corpus is None or not d.corpus.strip():
         raise ConfigError("data.corpus is empty (a directory in the BabyLM layout, or 'embedded')")
     if d.seq_len > m.max_seq_len:
         raise ConfigError(f"data.seq_len ({d.seq_len}) is longer than model.max_seq_len ({m.max_seq_len})")

@@ -2,7 +2,7 @@
 """Training throughput: antlm's loop against `transformers` LlamaForCausalLM + HF `Trainer`.
 
 Both sides train the same BabyLlama configuration (default: the CPU preset
-configs/babyllama-clm-24-cpu.yaml) on the same blocks (tokenized once with antlm's pipeline,
+antlm/presets/babyllama-clm-24-cpu.yaml) on the same blocks (tokenized once with antlm's pipeline,
 `prepare_data`, and fed in the same order), with the same batch size, sequence length, AdamW
 hyper-parameters (lr, betas, eps, weight decay), warmup + cosine-to-min-lr schedule, gradient
 clipping and number of steps, from the same initial weights (antlm's init copied into the HF model

@@ -2,10 +2,11 @@ from pathlib import Path
 
 import pytest
 
-from antlm.config import ConfigError, build_config, dump_yaml, from_dict, load_yaml
+from antlm.config import PRESET_DIR, ConfigError, build_config, dump_yaml, from_dict, load_yaml
 from antlm.schedule import ScheduleError
 
-PRESETS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+PRESETS = sorted(PRESET_DIR.glob("*.yaml"))
+CORPUS = ["data.corpus=/corpora/babylm_10M"]  # real-data presets name no corpus of their own
 
 
 def test_presets_exist():
@@ -17,7 +18,7 @@ def test_presets_exist():
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
 def test_every_preset_parses_and_roundtrips(path):
-    cfg = build_config(path)
+    cfg = build_config(path, CORPUS)
     assert from_dict(load_yaml(path)) is not None
     import yaml
 
@@ -25,13 +26,13 @@ def test_every_preset_parses_and_roundtrips(path):
 
 
 def test_paper_presets_match_the_paper():
-    llama = build_config("babyllama-antlm-4-16-4")
+    llama = build_config("babyllama-antlm-4-16-4", CORPUS)
     assert (llama.model.hidden_size, llama.model.num_layers, llama.model.num_heads, llama.model.ffn_size) == (512, 16, 8, 1024)
     assert (llama.data.vocab_size, llama.data.seq_len, llama.schedule) == (16000, 128, "4_clm+16_mlm+4_clm")
-    assert build_config("babyllama-clm-24").schedule == "24_clm"
-    bert = build_config("ltgbert-antlm-6-60-6")
+    assert build_config("babyllama-clm-24", CORPUS).schedule == "24_clm"
+    bert = build_config("ltgbert-antlm-6-60-6", CORPUS)
     assert bert.model.backbone == "ltgbert" and bert.schedule == "6_clm+60_mlm+6_clm"
-    assert build_config("ltgbert-mlm-72").schedule == "72_mlm"
+    assert build_config("ltgbert-mlm-72", CORPUS).schedule == "72_mlm"
 
 
 def test_overrides_are_typed():
@@ -75,3 +76,19 @@ def test_missing_and_malformed_files(tmp_path):
     scalar.write_text("42\n")
     with pytest.raises(ConfigError, match="mapping"):
         build_config(scalar)
+
+
+def test_real_data_preset_without_corpus_says_how_to_pass_one(monkeypatch):
+    monkeypatch.delenv("ANTLM_CORPUS", raising=False)
+    with pytest.raises(ConfigError, match=r"pass --set data.corpus=DIR \(or set \$ANTLM_CORPUS\)"):
+        build_config("babyllama-antlm-4-16-4")
+    monkeypatch.setenv("ANTLM_CORPUS", "/corpora/from-env")
+    assert build_config("babyllama-antlm-4-16-4").data.corpus == "/corpora/from-env"
+    assert build_config("babyllama-antlm-4-16-4", ["data.corpus=/given"]).data.corpus == "/given"
+
+
+def test_presets_are_found_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert build_config("tiny").data.corpus == "embedded"
+    with pytest.raises(ConfigError, match="presets: .*tiny"):
+        build_config("tinyy")
