@@ -1,25 +1,34 @@
-# Two entry points for a fresh machine: `make demo` and `make test`. Both create .venv, install
-# torch==2.13.0 (CPU build) when the environment has no torch, then install antlm editable.
+# Two entry points for a fresh machine: `make demo` and `make test`. Both create .venv through
+# scripts/setup_venv.sh (uv when the registry has it, else pip; torch==2.13.0 CPU build if the
+# environment has no torch). The demo installs antlm's core dependencies only; the tests add the
+# `test` extra (transformers, accelerate, minicons, tensorboard, wandb, pytest).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup setup-test wheel clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed-core
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[test]"
+$(VENV)/.installed-core: pyproject.toml scripts/setup_venv.sh
+	PYTHON=$(PYTHON) scripts/setup_venv.sh $(VENV) -e .
+	touch $@
+
+setup-test: $(VENV)/.installed-test
+
+$(VENV)/.installed-test: $(VENV)/.installed-core
+	PYTHON=$(PYTHON) scripts/setup_venv.sh $(VENV) -e ".[test]"
 	touch $@
 
 demo: setup
 	$(PY) -m antlm demo --out $(DEMO_OUT) --force
 
-test: setup
+test: setup-test
 	$(PY) -m pytest -q
 
+wheel: setup
+	$(PY) -m uv build --wheel --out-dir dist . 2>/dev/null || $(PY) -m pip wheel --no-deps -w dist .
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs dist

@@ -125,6 +125,13 @@ class TrainConfig:
     """Stop early after this many steps (the LR schedule still spans the whole run)."""
     progress: Optional[bool] = None
     """Show a progress bar; None: when stderr is a terminal."""
+    progress_every_s: float = 20.0
+    """Without a progress bar (a log file, CI), print a progress line (phase, step, loss) at least
+    this often, in seconds; 0: never."""
+    log_to: list[str] = field(default_factory=lambda: ["jsonl"])
+    """Metric sinks: `jsonl` (DIR/metrics.jsonl, always written), `tensorboard` (DIR/tensorboard/,
+    extra `antlm[tensorboard]`), `wandb` (offline, DIR/wandb/, extra `antlm[wandb]`). Same rows and
+    names in each."""
     max_bad_steps: int = 5
     """Steps with a non-finite loss or gradient are skipped (no update); after this many the run
     stops, keeping its last good checkpoint."""
@@ -185,6 +192,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     elif tp is str:
         if isinstance(value, str):
             return value
+    elif origin is list:
+        (item_type,) = typing.get_args(tp)
+        if isinstance(value, str):  # --set train.log_to=jsonl,tensorboard or =[jsonl,tensorboard]
+            value = [part.strip() for part in value.strip().strip("[]").split(",") if part.strip()]
+        if isinstance(value, list):
+            return [_coerce(item, item_type, key) for item in value]
     raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {value!r}")
 
 
@@ -370,6 +383,13 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"train.max_steps must be positive, got {t.max_steps}")
     if t.max_bad_steps < 0:
         raise ConfigError("train.max_bad_steps must be >= 0")
+    if t.progress_every_s < 0:
+        raise ConfigError(f"train.progress_every_s must be >= 0, got {t.progress_every_s}")
+    from antlm.train.loggers import LOGGERS  # late import: loggers import nothing heavy at module level
+
+    for name in t.log_to:
+        if name not in LOGGERS:
+            raise ConfigError(f"train.log_to: unknown logger '{name}' (choose from {', '.join(LOGGERS)})")
     if t.keep_checkpoints < 1:
         raise ConfigError("train.keep_checkpoints must be >= 1")
     from antlm.schedule import parse_schedule  # late import: schedule has no config dependency

@@ -39,6 +39,7 @@ SNIPPETS_CAVEAT = "The shared corpus is a ~7.45M-word sample of BabyLM 2024 text
 # Keys that change how a run is executed or logged, not what it learns (model.vocab_size is set
 # from the tokenizer at run time): runs that differ only in these are replicates of one condition.
 NON_CONDITION_KEYS = {"train.seed", "train.device", "train.threads", "train.progress", "train.compile", "train.log_every",
+                      "train.progress_every_s", "train.log_to",
                       "train.eval_every", "train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints",
                       "train.micro_batch_size", "train.max_bad_steps", "data.cache_dir", "model.vocab_size"}
 PHASE_SHADE = {"clm": "#cfe2f3", "mlm": "#fde4c8", "mix": "#d9ead3"}

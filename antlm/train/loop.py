@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from antlm.config import RunConfig, default_target_offset
+from antlm.config import RunConfig, default_target_offset, to_dict
 from antlm.data import tokenizer as tok_lib
 from antlm.data.tokens import BlockDataset
 from antlm.model_io import save_final
@@ -24,6 +24,7 @@ from antlm.objectives import Batch, clm_batch, fixed_shape, loss_sum, mask_rate_
 from antlm.schedule import Schedule
 from antlm.train import checkpoint as ckpt
 from antlm.train.distributed import DistInfo, barrier, init_distributed, shutdown, sum_across
+from antlm.train.loggers import MetricsSinks, check_loggers
 from antlm.train.optim import build_optimizer, lr_at
 from antlm.train.setup import (
     RunError, claim_out_dir, lock_out_dir, prepare_data, prepare_out_dir, release_out_dir, run_info, write_run_files,
@@ -176,6 +177,7 @@ def train(cfg: RunConfig, out: Path, resume: bool = False, force: bool = False, 
     """Run (or resume) a training run in `out`; under torchrun, every rank calls this."""
     out = Path(out)
     is_main = int(os.environ.get("RANK", "0")) == 0
+    check_loggers(cfg.train.log_to)  # a missing optional package stops the run before it touches out/
     # An existing out dir is locked before it is inspected; a new one right after it is created.
     locks = [lock_out_dir(out)] if is_main and out.is_dir() else []
     try:
@@ -265,7 +267,10 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
         progress = tqdm(total=stop_at, initial=step, unit="step", dynamic_ncols=True)
 
     peak = peak_flops(device)
-    metrics = open(metrics_path, "a") if info.is_main else None
+    metrics = MetricsSinks(out, cfg.train.log_to, to_dict(cfg), resume, log) if info.is_main else None
+    # Without a progress bar, a line at least every progress_every_s tells a log reader the run lives.
+    heartbeat_s = cfg.train.progress_every_s if progress is None and info.is_main else 0.0
+    last_heartbeat = time.perf_counter()
     model.train()
     window_loss = torch.zeros((), device=device)
     window_good = torch.zeros((), dtype=torch.int32, device=device)
@@ -319,6 +324,10 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
         window_flops += train_flops_per_token(cfg, head_fraction) * batch.input_ids.numel()
         if progress is not None:
             progress.update(1)
+        if heartbeat_s and time.perf_counter() - last_heartbeat >= heartbeat_s:
+            last_heartbeat = time.perf_counter()
+            log(f"step {step}/{stop_at} ({100 * step / stop_at:.0f}%), phase {schedule.phases[schedule.phase_index(step - 1)].phase.text}"
+                f" ({objective}), loss {step_loss.item():.4f} (this step)")
 
         last = step == stop_at
         if step % cfg.train.log_every == 0 or last or (not device_side_skip and bad_steps.item() > cfg.train.max_bad_steps):
@@ -343,8 +352,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
             if peak:
                 row["mfu"] = round(window_flops / elapsed / (peak * info.world), 4)
             if metrics:
-                metrics.write(json.dumps(row) + "\n")
-                metrics.flush()
+                metrics.write(row)
             if progress is not None:
                 progress.set_postfix(obj=objective, loss=f"{last_loss:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
             window_loss.zero_()
@@ -353,8 +361,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
         if info.is_main and (step % cfg.train.eval_every == 0 or last):
             row = {"split": "dev", "step": step, "epoch": round(step / steps_per_epoch, 4)}
             row.update(dev_losses(model, dev_maker, data.dev, cfg, device, autocast))
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
+            metrics.write(row)
         if info.is_main and (step % cfg.train.checkpoint_every == 0 or last):
             ckpt.save_checkpoint(out / "checkpoints", step, model, optimizer, {"schedule": cfg.schedule, "world_size": info.world})
             ckpt.prune(out / "checkpoints", cfg.train.keep_checkpoints)

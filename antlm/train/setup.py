@@ -25,7 +25,8 @@ from antlm.errors import UserError
 
 RUN_MARKERS = ("config.yaml", "metrics.jsonl", "checkpoints", "final")
 # Keys that may differ between a run and its resumption: they do not change what is computed.
-RESUMABLE_KEYS = {("train", "progress"), ("train", "threads"), ("train", "max_steps"), ("train", "device")}
+RESUMABLE_KEYS = {("train", "progress"), ("train", "threads"), ("train", "max_steps"), ("train", "device"),
+                  ("train", "progress_every_s"), ("train", "log_to")}
 
 
 class RunError(UserError):
