@@ -1,7 +1,7 @@
 """antlm: data-efficient pretraining of models that are both causal and masked (AntLM)."""
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 
 def load_model(path, device="cpu"):
