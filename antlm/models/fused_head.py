@@ -94,3 +94,111 @@ def linear_cross_entropy(features: Tensor, weight: Tensor, bias: Optional[Tensor
         logits = _chunk_logits(features[start:start + rows], matmul_weight, bias)
         total += _chunk_loss(logits, targets[start:start + rows])[0]
     return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Distillation: cross-entropy plus KL to a teacher ensemble, chunk by chunk (issue: distillation).
+#
+# Per target row r, with student logits s, teacher logits t_k (k = 1..K) and temperature T:
+#   loss_r = alpha * CE(s, y_r) + kl_weight * T^2 * KL(p || softmax(s / T))
+# where p = softmax(mean_k t_k / T) ("logits", the BabyLlama reference) or mean_k softmax(t_k / T)
+# ("probs"). kl_weight is (1 - alpha) for a per-token mean once the caller divides by the number
+# of targets; the reference's KLDivLoss(reduction="batchmean") is (1 - alpha) * targets / sequences.
+# d loss_r / d s = alpha * (softmax(s) - onehot(y)) + kl_weight * T * (softmax(s / T) - p).
+
+
+def _teacher_probs(teachers, start: int, stop: int, temperature: float, weighting: str) -> Tensor:
+    """p for rows [start, stop): teachers is a list of (features [N, H_k], weight [V, H_k], bias)."""
+    if weighting == "logits":
+        mean = sum(_chunk_logits(f[start:stop], w.to(f.dtype), b) for f, w, b in teachers) / len(teachers)
+        return torch.softmax(mean / temperature, dim=-1)
+    return sum(torch.softmax(_chunk_logits(f[start:stop], w.to(f.dtype), b) / temperature, dim=-1)
+               for f, w, b in teachers) / len(teachers)
+
+
+def _distill_chunk(logits: Tensor, targets: Tensor, probs: Tensor, alpha: float, kl_weight: float,
+                   temperature: float, want_grad: bool) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+    ce, log_norm, safe, valid = _chunk_loss(logits, targets)
+    log_q = torch.log_softmax(logits / temperature, dim=-1)
+    # xlogy: a teacher probability of exactly 0 contributes 0, as in KLDivLoss.
+    kl_rows = (torch.xlogy(probs, probs) - probs * log_q).sum(-1)
+    kl = (kl_rows * valid).sum()
+    grad = None
+    if want_grad:
+        grad = alpha * (logits - log_norm.unsqueeze(1)).exp_()
+        grad[torch.arange(logits.size(0), device=logits.device), safe] -= alpha
+        grad += (kl_weight * temperature) * (log_q.exp_() - probs)
+        grad *= valid.unsqueeze(1)
+    return ce, kl, grad
+
+
+class _LinearDistill(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, features, weight, bias, targets, teachers, alpha, kl_weight, temperature, weighting, chunk_rows):
+        want_features, want_weight, want_bias = ctx.needs_input_grad[:3]
+        ce_total = torch.zeros((), dtype=torch.float32, device=features.device)
+        kl_total = torch.zeros_like(ce_total)
+        grad_features = torch.empty_like(features) if want_features else None
+        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if want_weight else None
+        grad_bias = torch.zeros_like(bias, dtype=torch.float32) if want_bias else None
+        matmul_weight = weight.to(features.dtype)
+        for start in range(0, features.size(0), chunk_rows):
+            stop = min(start + chunk_rows, features.size(0))
+            rows = features[start:stop]
+            logits = _chunk_logits(rows, matmul_weight, bias)
+            probs = _teacher_probs(teachers, start, stop, temperature, weighting)
+            ce, kl, grad_logits = _distill_chunk(logits, targets[start:stop], probs, alpha, kl_weight, temperature, True)
+            ce_total += ce
+            kl_total += kl
+            if grad_bias is not None:
+                grad_bias += grad_logits.sum(0)
+            grad_logits = grad_logits.to(features.dtype)
+            if grad_features is not None:
+                grad_features[start:stop] = grad_logits @ matmul_weight
+            if grad_weight is not None:
+                grad_weight += (grad_logits.t() @ rows).float()
+        ctx.save_for_backward(grad_features, grad_weight, grad_bias)
+        ctx.dtypes = (features.dtype, weight.dtype, None if bias is None else bias.dtype)
+        ctx.mark_non_differentiable(ce_total, kl_total)
+        loss = alpha * ce_total + kl_weight * temperature ** 2 * kl_total
+        return loss, ce_total, kl_total
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor, _grad_ce, _grad_kl):
+        grads = [None if g is None else (g * grad_output).to(dtype) for g, dtype in zip(ctx.saved_tensors, ctx.dtypes)]
+        return (*grads, None, None, None, None, None, None, None)
+
+
+def linear_distill_loss(features: Tensor, weight: Tensor, bias: Optional[Tensor], targets: Tensor,
+                        teachers: list[tuple[Tensor, Tensor, Optional[Tensor]]], alpha: float, kl_weight: float,
+                        temperature: float, weighting: str = "logits",
+                        chunk_rows: Optional[int] = None) -> tuple[Tensor, Tensor, Tensor]:
+    """`(loss, ce_sum, kl_sum)` summed over the non-IGNORE rows, where `loss = alpha * ce_sum +
+    kl_weight * T^2 * kl_sum` (see the block comment above), without building [N, V] logits for the
+    student or any teacher. `teachers`: one `(features [N, H_k], head weight [V, H_k], bias)` per
+    teacher, read at the same rows as the student (no gradient flows into them)."""
+    if weighting not in ("logits", "probs"):
+        raise ValueError(f"weighting must be 'logits' or 'probs', got {weighting!r}")
+    if not teachers:
+        raise ValueError("linear_distill_loss needs at least one teacher")
+    features = features.reshape(-1, features.size(-1))
+    targets = targets.reshape(-1)
+    teachers = [(f.detach().reshape(-1, f.size(-1)), w.detach(), None if b is None else b.detach()) for f, w, b in teachers]
+    for f, w, _ in teachers:
+        if f.size(0) != features.size(0) or w.size(0) != weight.size(0):
+            raise ValueError(f"a teacher gives {f.size(0)} rows x {w.size(0)} vocab; the student {features.size(0)} x {weight.size(0)}")
+    rows = _rows_per_chunk(weight.size(0), features.device, chunk_rows)
+    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (features, weight, bias))
+    if needs_grad:
+        return _LinearDistill.apply(features, weight, bias, targets, teachers, alpha, kl_weight, temperature, weighting, rows)
+    ce_total = torch.zeros((), dtype=torch.float32, device=features.device)
+    kl_total = torch.zeros_like(ce_total)
+    matmul_weight = weight.to(features.dtype)
+    for start in range(0, features.size(0), rows):
+        stop = min(start + rows, features.size(0))
+        logits = _chunk_logits(features[start:stop], matmul_weight, bias)
+        probs = _teacher_probs(teachers, start, stop, temperature, weighting)
+        ce, kl, _ = _distill_chunk(logits, targets[start:stop], probs, alpha, kl_weight, temperature, False)
+        ce_total += ce
+        kl_total += kl
+    return alpha * ce_total + kl_weight * temperature ** 2 * kl_total, ce_total, kl_total
