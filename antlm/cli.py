@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--variant", default="original", choices=("original", "within_word_l2r"), help="PLL variant")
     evaluate.add_argument("--reduction", choices=("sum", "mean"), help="default: mean for masked models in babylm2024 mode, else sum")
     evaluate.add_argument("--limit", type=int, help="first N items of each subtask (quick checks)")
+    evaluate.add_argument("--overlong", choices=("context", "window", "skip", "error"),
+                          help="items longer than the model's window: babylm2024 causal default window (the last "
+                               "max_len+1 tokens, as lm-eval), else context (cut context, error if the target does not fit); "
+                               "skip leaves them out and counts them")
     evaluate.add_argument("--out", default="results.json")
     evaluate.add_argument("--submission", help="also write the BabyLM submission file (.json.gz)")
     evaluate.add_argument("--device", default="cpu")
@@ -145,7 +149,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     options = EvalOptions(
         tasks=parse_task_list(args.tasks), backend=args.backend, mode=args.mode, variant=args.variant,
         reduction=args.reduction, limit=args.limit, batch_tokens=args.batch_tokens, device=args.device,
-        progress=sys.stderr.isatty(), glue=glue,
+        progress=sys.stderr.isatty(), glue=glue, overlong=args.overlong,
         glue_tasks=[t.strip() for t in args.glue_tasks.split(",")] if args.glue_tasks else None,
     )
     set_threads_for(args.device)

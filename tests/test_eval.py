@@ -187,10 +187,54 @@ def test_wrong_ewok_password_is_a_clear_error(monkeypatch):
 
 def test_long_context_is_cut_from_the_left():
     request = scoring.Request(tuple(range(10, 40)), (5, 6, 7))
-    (fitted,), cut = scoring.fit_length([request], 20)
-    assert cut == 1 and fitted.target == (5, 6, 7) and fitted.prefix == tuple(range(23, 40))
-    with pytest.raises(UserError, match="target needs"):
-        scoring.fit_length([scoring.Request((1,), tuple(range(30)))], 20)
+    fitted = scoring.fit_length([request], 20)
+    (cut,) = fitted.requests
+    assert fitted.cut == 1 and cut.target == (5, 6, 7) and cut.prefix == tuple(range(23, 40))
+    with pytest.raises(UserError, match=r"request 0 needs 30 tokens.*--overlong window.*--overlong skip"):
+        scoring.fit_length([scoring.Request((1,), tuple(range(1, 30)))], 20)
+
+
+def test_overlong_window_skip_and_error_policies():
+    long = scoring.Request((1, 2, 3), tuple(range(10, 40)), tuple(range(30)))
+    short = scoring.Request((1,), (5, 6))
+    # window (lm-eval): the last limit + 1 = 21 tokens stay; the first of them only conditions.
+    windowed = scoring.fit_length([long, short], 20, "window", shift=1)
+    kept = windowed.requests[0]
+    assert kept.prefix == (19,) and kept.target == tuple(range(20, 40)) and kept.target_words == tuple(range(10, 30))
+    assert windowed.requests[1] == short and windowed.cut == 1
+    # A prefix longer than the window is cut as well: the target keeps all of its tokens.
+    assert scoring.fit_length([scoring.Request(tuple(range(50)), (7, 8))], 20, "window", shift=1).requests[0] == \
+        scoring.Request(tuple(range(31, 50)), (7, 8))
+    skipped = scoring.fit_length([short, long], 20, "skip", shift=1)
+    assert skipped.skipped == (1,) and skipped.cut == 0 and skipped.requests[0] == short
+    with pytest.raises(UserError, match="item blimp_7 \\(good sentence\\) needs 33 tokens"):
+        scoring.fit_length([long], 20, "error", describe=lambda i: "item blimp_7 (good sentence)")
+
+
+def test_overlong_items_score_as_the_2024_pipeline_and_can_be_skipped(tiny_model):
+    """A sentence longer than the tiny model's 64-token window: babylm2024 causal scoring keeps the
+    last 65 tokens as lm-eval does (checked against a direct computation), clean mode names the item,
+    `skip` leaves it out and counts it."""
+    from antlm.eval import runner as runner_lib
+    from antlm.eval.tasks import Item
+
+    model, tok = load_model(tiny_model)
+    long_text = " ".join(["the big dog sees the small cat near the house ."] * 12)
+    items = [Item("t_0", "", "the dog runs .", "the dog run ."), Item("t_1", "", long_text, "the cat .")]
+    stats = {}
+    pairs = runner_lib.score_items(model, tok, items, "causal", EvalOptions(tasks=["blimp"]), stats=stats)
+    assert stats == {"policy": "window", "inputs_cut": 1, "inputs_skipped": 0}
+    ids = ([tok.token_to_id("<s>")] + tok.encode(long_text, add_special_tokens=False).ids)[-65:]
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(torch.tensor([ids[:-1]]), causal=True)[0].float(), -1)
+    direct = sum(logprobs[k - 1, ids[k]].item() for k in range(1, 65))
+    assert pairs[1][0] == pytest.approx(direct, abs=1e-4)
+    with pytest.raises(UserError, match=r"item t_1 \(good sentence\) needs .* --overlong skip"):
+        runner_lib.score_items(model, tok, items, "causal", EvalOptions(tasks=["blimp"], mode="clean"))
+    skip = EvalOptions(tasks=["blimp"], mode="clean", overlong="skip")
+    stats = {}
+    pairs = runner_lib.score_items(model, tok, items, "mlm", skip, stats=stats)
+    assert stats["inputs_skipped"] == 1 and pairs[1][0] != pairs[1][0] and pairs[0][0] == pairs[0][0]  # NaN, finite
 
 
 def test_compat_masked_text_is_the_2024_pipeline_join(tiny_model):

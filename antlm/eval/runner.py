@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -49,6 +50,16 @@ class EvalOptions:
     glue: dict = field(default_factory=dict)  # GlueSettings overrides
     glue_tasks: Optional[list[str]] = None  # None: all seven
     glue_backends: Optional[list[str]] = None  # hybrid: fine-tune GLUE under these backends only (None: both)
+    overlong: Optional[str] = None  # items longer than the window; None: the mode's rule (overlong_for)
+
+
+def overlong_for(options: EvalOptions, backend: str) -> str:
+    """babylm2024 causal: lm-eval's window (the last max_len + 1 tokens, what remains of the target is
+    scored); otherwise antlm's rule: cut context from the left, an item whose target does not fit is an
+    error that names it. `--overlong` overrides (skip: such items are left out and counted)."""
+    if options.overlong:
+        return options.overlong
+    return "window" if (backend == "causal" and options.mode == "babylm2024") else "context"
 
 
 def reduction_for(options: EvalOptions, backend: str) -> str:
@@ -58,7 +69,9 @@ def reduction_for(options: EvalOptions, backend: str) -> str:
 
 
 def score_items(model, tokenizer, items: list[Item], backend: str, options: EvalOptions, progress=None,
-                log: Callable = print) -> list[tuple[float, float]]:
+                log: Callable = print, stats: Optional[dict] = None) -> list[tuple[float, float]]:
+    """(good, bad) scores per item; NaN where the over-long policy skipped a sentence. `stats`, when
+    given, receives the policy and how many inputs were cut or skipped."""
     compat = options.mode == "babylm2024"
     requests = []
     for item in items:
@@ -73,16 +86,22 @@ def score_items(model, tokenizer, items: list[Item], backend: str, options: Eval
                     requests.append(scoring.encode_masked(tokenizer, item.context or EOS, "  " + text))
                 else:
                     requests.append(scoring.encode_masked(tokenizer, item.context, text))
-    _, truncated = scoring.fit_length(requests, model.cfg.max_seq_len)
-    if truncated:
-        log(f"warning: {truncated} of {len(requests)} {backend} inputs were longer than max_seq_len="
-            f"{model.cfg.max_seq_len}; their context was cut from the left")
+    policy = overlong_for(options, backend)
+    if policy == "window" and backend != "causal":
+        raise UserError("--overlong window is the causal pipeline's rule; masked scoring takes context, skip or error")
+    describe = lambda index: f"item {items[index // 2].id} ({'good' if index % 2 == 0 else 'bad'} sentence)"  # noqa: E731
+    fitted = scoring.fit_length(requests, model.cfg.max_seq_len, policy, shift=int(backend == "causal"), describe=describe)
+    if fitted.cut or fitted.skipped:
+        log(f"warning: {fitted.cut + len(fitted.skipped)} of {len(requests)} {backend} inputs were longer than "
+            f"max_seq_len={model.cfg.max_seq_len}: {fitted.cut} cut ({policy}), {len(fitted.skipped)} skipped")
+    if stats is not None:
+        stats.update(policy=policy, inputs_cut=fitted.cut, inputs_skipped=len(fitted.skipped))
     if backend == "causal":
-        values = scoring.causal_scores(model, requests, options.batch_tokens, progress)
+        values = scoring.causal_scores(model, requests, options.batch_tokens, progress, overlong=policy)
     else:
         offset = model.antlm_config["mlm_target_offset"]
         values = scoring.pll_scores(model, requests, scoring.mask_id_of(tokenizer), offset, options.variant,
-                                    reduction_for(options, backend), options.batch_tokens, progress)
+                                    reduction_for(options, backend), options.batch_tokens, progress, overlong=policy)
     return [(values[2 * i], values[2 * i + 1]) for i in range(len(items))]
 
 
@@ -104,20 +123,23 @@ def evaluate_zero_shot(model, tokenizer, data_dir: Path, backend: str, options: 
         subtasks = load_task(data_dir, task, options.limit)
         items = [item for name in subtasks for item in subtasks[name]]
         bar, update = _progress_bar(len(items) * 2, f"{task} ({backend})", options.progress)
-        pairs = score_items(model, tokenizer, items, backend, options, update, log)
+        overlong: dict = {}
+        pairs = score_items(model, tokenizer, items, backend, options, update, log, overlong)
         if bar:
             bar.close()
-        result, preds, cursor = {}, {}, 0
+        result, preds, cursor, skipped = {}, {}, 0, 0
         for name, subtask_items in subtasks.items():
             chunk = pairs[cursor:cursor + len(subtask_items)]
             cursor += len(subtask_items)
-            correct = [(g >= b) if ties_win else (g > b) for g, b in chunk]
-            result[name] = 100.0 * sum(correct) / max(1, len(correct))
-            preds[name] = {"predictions": [{"id": item.id, "pred": item.good if ok else item.bad}
-                                           for item, ok in zip(subtask_items, correct)]}
+            # An item with a skipped sentence (NaN) is left out of its subtask's accuracy.
+            scored = [(item, (g >= b) if ties_win else (g > b)) for item, (g, b) in zip(subtask_items, chunk)
+                      if not (math.isnan(g) or math.isnan(b))]
+            skipped += len(subtask_items) - len(scored)
+            result[name] = 100.0 * sum(ok for _, ok in scored) / max(1, len(scored))
+            preds[name] = {"predictions": [{"id": item.id, "pred": item.good if ok else item.bad} for item, ok in scored]}
         seconds = time.perf_counter() - start
         scores[task] = {"score": sum(result.values()) / len(result), "subtasks": result, "items": len(items),
-                        "seconds": round(seconds, 1)}
+                        "overlong": {**overlong, "items_skipped": skipped}, "seconds": round(seconds, 1)}
         predictions[task] = preds
         log(f"{task} [{backend}]: {scores[task]['score']:.2f} over {len(result)} subtasks, {len(items)} items, {seconds:.0f}s")
     return scores, predictions
@@ -157,6 +179,7 @@ def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callab
         "model": str(model_path), "backbone": model.antlm_config["backbone"], "data": str(data_dir),
         "layout": layout, "mode": options.mode, "backend": options.backend, "variant": options.variant,
         "limit": options.limit, "tasks": options.tasks, "results": {}, "complete": False,
+        "overlong": {b: overlong_for(options, b) for b in backends},
     }
     submission: dict = {}
     for backend in backends:
@@ -177,7 +200,9 @@ def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callab
         results["results"][backend] = entry
         submission[backend] = predictions
     reduced_glue = any(k in options.glue for k in ("train_limit", "eval_limit", "max_epochs")) or options.glue_tasks
-    results["complete"] = options.limit is None and not ("glue" in options.tasks and reduced_glue)
+    skipped_items = sum(t.get("overlong", {}).get("items_skipped", 0) for e in results["results"].values()
+                        for t in e["tasks"].values())
+    results["complete"] = options.limit is None and not ("glue" in options.tasks and reduced_glue) and not skipped_items
     results["submission"] = submission
     return results
 

@@ -36,20 +36,59 @@ class Request:
     suffix: tuple[int, ...] = ()  # seen by masked models only (e.g. the closing </s>)
 
 
-def fit_length(requests: list[Request], limit: int) -> tuple[list[Request], int]:
-    """Cut over-long prefixes from the left (as lm-eval does), keeping at least one token before the
-    target; an item whose target alone does not fit is an error. Returns (requests, number cut)."""
-    fitted, cut = [], 0
-    for request in requests:
-        excess = len(request.prefix) + len(request.target) + len(request.suffix) - limit
+OVERLONG = ("context", "window", "skip", "error")
+
+
+@dataclass
+class Fitted:
+    """Requests made to fit the model's window; `cut` were shortened, `skipped` (indices) left out."""
+    requests: list[Request]
+    cut: int = 0
+    skipped: tuple[int, ...] = ()
+
+
+def _too_long_error(request: Request, index: int, limit: int, describe: Optional[Callable[[int], str]]) -> UserError:
+    name = describe(index) if describe else f"request {index}"
+    need = len(request.prefix) + len(request.target) + len(request.suffix)
+    return UserError(f"{name} needs {need} tokens, more than the model's max_seq_len={limit} allows "
+                     "(--overlong window keeps its last tokens, --overlong skip leaves such items out)")
+
+
+def fit_length(requests: list[Request], limit: int, policy: str = "context", shift: int = 0,
+               describe: Optional[Callable[[int], str]] = None) -> Fitted:
+    """Make every request fit a window of `limit` input tokens. A causal scorer feeds all tokens but
+    the last (`shift`=1), so it may hold limit + 1 tokens, as lm-eval's window does.
+
+    - `context`: cut the prefix from the left, keeping one token before the target; an item whose
+      target alone does not fit is an error naming it (antlm's own choice).
+    - `window`: the 2024 pipeline's causal rule (lm-eval `huggingface.py`, `_loglikelihood_tokens`):
+      keep the last limit + 1 tokens of prefix + target and score the target tokens that remain.
+    - `skip`: leave out (score NaN) every request that does not fit whole.
+    - `error`: any request that does not fit whole is an error naming it.
+    """
+    if policy not in OVERLONG:
+        raise UserError(f"unknown over-long policy '{policy}' ({', '.join(OVERLONG)})")
+    room = limit + shift
+    fitted, cut, skipped = [], 0, []
+    for index, request in enumerate(requests):
+        excess = len(request.prefix) + len(request.target) + len(request.suffix) - room
         if excess > 0:
-            if len(request.prefix) - excess < 1:
-                raise UserError(f"an item's target needs {len(request.target) + len(request.suffix) + 1} tokens, "
-                                f"more than the model's max_seq_len={limit}")
-            request = Request(request.prefix[excess:], request.target, request.target_words, request.suffix)
-            cut += 1
+            if policy == "error" or (policy == "context" and len(request.prefix) - excess < 1):
+                raise _too_long_error(request, index, limit, describe)
+            if policy == "skip":
+                skipped.append(index)
+                request = Request(request.prefix[:1], (), (), ())
+            elif policy == "window":
+                kept = (request.prefix + request.target)[excess:]
+                split = max(1, len(kept) - len(request.target))  # the first kept token only conditions
+                words = request.target_words[len(request.target) - (len(kept) - split):] if request.target_words else ()
+                request = Request(kept[:split], kept[split:], words, request.suffix)
+                cut += 1
+            else:
+                request = Request(request.prefix[excess:], request.target, request.target_words, request.suffix)
+                cut += 1
         fitted.append(request)
-    return fitted, cut
+    return Fitted(fitted, cut, tuple(skipped))
 
 
 def _batches(groups: dict[int, list], batch_tokens: int) -> Iterable[tuple[int, list]]:
@@ -61,13 +100,18 @@ def _batches(groups: dict[int, list], batch_tokens: int) -> Iterable[tuple[int, 
 
 
 @torch.inference_mode()
-def causal_scores(model, requests: list[Request], batch_tokens: int = 16384, progress: Optional[Callable] = None) -> list[float]:
-    """Sum of log-probabilities of each request's target tokens given everything before them."""
-    requests, _ = fit_length(requests, model.cfg.max_seq_len)
+def causal_scores(model, requests: list[Request], batch_tokens: int = 16384, progress: Optional[Callable] = None,
+                  overlong: str = "context") -> list[float]:
+    """Sum of log-probabilities of each request's target tokens given everything before them (NaN for
+    a request skipped by the `overlong` policy, see fit_length)."""
+    fitted = fit_length(requests, model.cfg.max_seq_len, overlong, shift=1)
+    requests = fitted.requests
     device = next(model.parameters()).device
     groups: dict[int, list] = defaultdict(list)
+    skipped = set(fitted.skipped)
     for index, request in enumerate(requests):
-        groups[len(request.prefix) + len(request.target)].append(index)
+        if index not in skipped:
+            groups[len(request.prefix) + len(request.target)].append(index)
     scores = [0.0] * len(requests)
     for length, indices in _batches(groups, batch_tokens):
         ids = torch.tensor([requests[i].prefix + requests[i].target for i in indices], device=device)
@@ -79,6 +123,8 @@ def causal_scores(model, requests: list[Request], batch_tokens: int = 16384, pro
             scores[i] = value
         if progress:
             progress(len(indices))
+    for index in fitted.skipped:
+        scores[index] = float("nan")
     return scores
 
 
@@ -107,13 +153,18 @@ def pll_scores(
     reduction: str = "sum",
     batch_tokens: int = 16384,
     progress: Optional[Callable] = None,
+    overlong: str = "context",
 ) -> list[float]:
-    """Pseudo-log-likelihood of each request's target tokens under the bidirectional mask."""
+    """Pseudo-log-likelihood of each request's target tokens under the bidirectional mask (NaN for a
+    request skipped by the `overlong` policy)."""
     if variant not in ("original", "within_word_l2r"):
         raise UserError(f"unknown PLL variant '{variant}' (original or within_word_l2r)")
     if reduction not in ("sum", "mean"):
         raise UserError(f"unknown reduction '{reduction}' (sum or mean)")
-    requests, _ = fit_length(requests, model.cfg.max_seq_len)
+    if overlong == "window":
+        raise UserError("--overlong window is the causal pipeline's rule; masked scoring takes context, skip or error")
+    fitted = fit_length(requests, model.cfg.max_seq_len, overlong)
+    requests = fitted.requests
     device = next(model.parameters()).device
     groups: dict[int, list] = defaultdict(list)  # length -> rows (request index, masked positions, scored position)
     for index, request in enumerate(requests):
@@ -137,6 +188,8 @@ def pll_scores(
             totals[index] += value
         if progress:
             progress(count)
+    for index in fitted.skipped:
+        totals[index] = float("nan")
     if reduction == "mean":
         return [total / max(1, len(r.target)) for total, r in zip(totals, requests)]
     return totals
