@@ -138,6 +138,24 @@ class TrainConfig:
 
 
 @dataclass
+class DistillConfig:
+    teachers: list[str] = field(default_factory=list)
+    """Teacher models: antlm run dirs, their final/, or Hugging Face causal-LM directories. Empty:
+    no distillation. Teachers must share the student's vocabulary (data.tokenizer)."""
+    alpha: float = 0.5
+    """Weight of the student's own cross-entropy; the KL term gets 1 - alpha (BabyLlama: 0.5)."""
+    temperature: float = 2.0
+    scale: str = "per_token"
+    """`per_token`: CE and KL both means over targets; `reference`: the BabyLlama code's
+    KLDivLoss(reduction="batchmean"), a KL summed over positions and divided by sequences only."""
+    weighting: str = "logits"
+    """Ensemble target: softmax of the teachers' mean `logits` (the reference) or mean of their `probs`."""
+    skip_unsupported_phases: bool = False
+    """Train phases no teacher can serve (MLM with causal-only HF teachers) without distillation,
+    instead of refusing the run."""
+
+
+@dataclass
 class RunConfig:
     schedule: str = "4_clm+16_mlm+4_clm"
     """Phases joined by `+`; see antlm/schedule.py for the language."""
@@ -146,6 +164,7 @@ class RunConfig:
     mlm: MlmConfig = field(default_factory=MlmConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
 
 BACKBONES = ("babyllama", "ltgbert")
@@ -383,6 +402,12 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"train.max_steps must be positive, got {t.max_steps}")
     if t.max_bad_steps < 0:
         raise ConfigError("train.max_bad_steps must be >= 0")
+    dist = cfg.distill
+    if not 0 <= dist.alpha <= 1 or dist.temperature <= 0:
+        raise ConfigError(f"distill.alpha must be in [0, 1] and distill.temperature > 0, got {dist.alpha} and {dist.temperature}")
+    if dist.scale not in ("per_token", "reference") or dist.weighting not in ("logits", "probs"):
+        raise ConfigError(f"distill.scale must be per_token or reference and distill.weighting logits or probs, "
+                          f"got '{dist.scale}' and '{dist.weighting}'")
     if t.progress_every_s < 0:
         raise ConfigError(f"train.progress_every_s must be >= 0, got {t.progress_every_s}")
     from antlm.train.loggers import LOGGERS  # late import: loggers import nothing heavy at module level

@@ -92,10 +92,11 @@ def fixed_shape(batch: Batch, bucket: int) -> Batch:
     return Batch(batch.objective, batch.input_ids, targets, None, batch.causal, index)
 
 
-def loss_sum(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
-    """Summed token cross-entropy; the caller divides by the (global) target count."""
+def loss_sum(model: torch.nn.Module, batch: Batch, distill=None) -> torch.Tensor:
+    """Summed token cross-entropy (with `distill`, antlm.distill.DistillInputs for this batch: the
+    summed distillation loss); the caller divides by the (global) target count."""
     return model(batch.input_ids, causal=batch.causal, target_mask=batch.target_mask,
-                 target_index=batch.target_index, targets=batch.targets)
+                 target_index=batch.target_index, targets=batch.targets, distill=distill)
 
 
 def mask_rate_at(cfg: MlmConfig, step: int, total_steps: int) -> float:

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from antlm.config import ModelConfig
-from antlm.models.fused_head import linear_cross_entropy
+from antlm.models.fused_head import head_loss
 
 
 class RMSNorm(nn.Module):
@@ -161,18 +161,29 @@ class BabyLlama(nn.Module):
         target_index: Optional[torch.Tensor] = None,
         targets: Optional[torch.Tensor] = None,
         query_index: Optional[torch.Tensor] = None,
+        distill=None,
     ) -> torch.Tensor:
         """Logits [B, T, V]; with `target_mask` or `target_index`, only at those positions: [N, V];
         with `query_index` [B], at one position per row: [B, V]. With `targets` (one per selected
         position, -100 to skip): the summed cross-entropy instead, computed chunk by chunk without
-        the full logits (models/fused_head.py)."""
+        the full logits (models/fused_head.py); with `distill` (antlm.distill.DistillInputs, the
+        teachers' head inputs at the same rows) the summed distillation loss."""
         from antlm.models import select_positions
 
         hidden = self.hidden_states(input_ids, causal, attention_mask, query_index)
         hidden = hidden if query_index is not None else select_positions(hidden, target_mask, target_index)
         if targets is not None:
-            return linear_cross_entropy(hidden, self.lm_head.weight, None, targets)
+            return head_loss(hidden, self.lm_head.weight, None, targets, distill)
         return self.logits_at(hidden)
+
+    def head_inputs(self, input_ids: torch.Tensor, causal: bool, target_mask: Optional[torch.Tensor] = None,
+                    target_index: Optional[torch.Tensor] = None):
+        """(features at the selected rows, head weight, head bias): what a student distilling from
+        this model needs of it, without its logits."""
+        from antlm.models import select_positions
+
+        hidden = select_positions(self.hidden_states(input_ids, causal), target_mask, target_index)
+        return hidden, self.lm_head.weight, None
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -202,3 +202,12 @@ def linear_distill_loss(features: Tensor, weight: Tensor, bias: Optional[Tensor]
         ce_total += ce
         kl_total += kl
     return alpha * ce_total + kl_weight * temperature ** 2 * kl_total, ce_total, kl_total
+
+
+def head_loss(features: Tensor, weight: Tensor, bias: Optional[Tensor], targets: Tensor, distill=None) -> Tensor:
+    """The models' training loss at their head: summed cross-entropy, or with `distill`
+    (antlm.distill.DistillInputs) the summed distillation loss."""
+    if distill is None:
+        return linear_cross_entropy(features, weight, bias, targets)
+    return linear_distill_loss(features, weight, bias, targets, distill.teachers, distill.alpha, distill.kl_weight,
+                               distill.temperature, distill.weighting)[0]

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from antlm.config import ModelConfig
-from antlm.models.fused_head import linear_cross_entropy
+from antlm.models.fused_head import head_loss
 
 
 def log_bucket_positions(relative: Tensor, buckets: int, max_len: int) -> Tensor:
@@ -290,14 +290,23 @@ class LtgBert(nn.Module):
 
     def forward(self, input_ids: Tensor, causal: bool, attention_mask: Optional[Tensor] = None,
                 target_mask: Optional[Tensor] = None, target_index: Optional[Tensor] = None,
-                targets: Optional[Tensor] = None, query_index: Optional[Tensor] = None) -> Tensor:
+                targets: Optional[Tensor] = None, query_index: Optional[Tensor] = None, distill=None) -> Tensor:
         """The contract of `BabyLlama.forward`: logits at all, selected ([N, V]) or one-per-row
-        (`query_index`, [B, V]) positions, or with `targets` their summed cross-entropy."""
+        (`query_index`, [B, V]) positions, or with `targets` their summed cross-entropy (with
+        `distill`, the summed distillation loss)."""
         from antlm.models import select_positions
 
         hidden = self.hidden_states(input_ids, causal, attention_mask, query_index)
         hidden = hidden if query_index is not None else select_positions(hidden, target_mask, target_index)
         if targets is not None:
             decoder = self.head.decoder
-            return linear_cross_entropy(self.head.features(hidden), decoder.weight, decoder.bias, targets)
+            return head_loss(self.head.features(hidden), decoder.weight, decoder.bias, targets, distill)
         return self.logits_at(hidden)
+
+    def head_inputs(self, input_ids: Tensor, causal: bool, target_mask: Optional[Tensor] = None,
+                    target_index: Optional[Tensor] = None):
+        """The contract of `BabyLlama.head_inputs`: (features, head weight, head bias) at the rows."""
+        from antlm.models import select_positions
+
+        hidden = select_positions(self.hidden_states(input_ids, causal), target_mask, target_index)
+        return self.head.features(hidden), self.head.decoder.weight, self.head.decoder.bias

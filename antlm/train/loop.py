@@ -221,6 +221,15 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
     schedule = Schedule(cfg.schedule, steps_per_epoch, batch_size * cfg.data.seq_len)
     total = schedule.total_steps
     stop_at = min(total, cfg.train.max_steps or total)
+    # Teachers are loaded and checked (vocabulary, phases they can serve) before the out dir changes.
+    teachers = None
+    if cfg.distill.teachers:
+        from antlm.distill import TeacherEnsemble
+
+        objectives = sorted({o for resolved in schedule.phases for o in resolved.phase.pattern})
+        teachers = TeacherEnsemble(cfg.distill, data.tokenizer.get_vocab(), objectives, device)
+        log(f"distilling from {len(teachers.teachers)} teacher(s): alpha {cfg.distill.alpha}, T {cfg.distill.temperature}, "
+            f"scale {cfg.distill.scale}, weighting {cfg.distill.weighting}")
     if info.is_main:
         claim_out_dir(out, resume)
         if not locks:
@@ -298,7 +307,8 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
             # Only the last micro-batch all-reduces gradients.
             with nullcontext() if not info.enabled or index == len(parts) - 1 else wrapped.no_sync():
                 with autocast():
-                    loss = loss_sum(forward_model, part) * scale
+                    distill = teachers.inputs(part, batch.num_targets, batch_size) if teachers else None
+                    loss = loss_sum(forward_model, part, distill) * scale
                 loss.backward()
             step_loss += loss.detach()
         # The gradient norm (after the all-reduce, so the same on every rank) is where a non-finite
