@@ -46,3 +46,23 @@ def test_resume_on_a_different_number_of_ranks(text_corpus, tmp_path):
     b = load_file(str(tmp_path / "mixed/final/model.safetensors"))
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
     assert [r["step"] for r in resumed if r["split"] == "train"] == [r["step"] for r in whole if r["split"] == "train"]
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not available")
+def test_two_ranks_match_one_process_with_a_teacher(text_corpus, tmp_path):
+    from antlm.config import build_config
+    from antlm.train.loop import train
+
+    teacher = tmp_path / "teacher"
+    train(build_config(None, tiny_overrides(text_corpus, schedule="5st_clm+5st_mlm", **{"model.hidden_size": 48})),
+          teacher, log=lambda message: None)
+    extra = ["--set", f"data.tokenizer={teacher / 'tokenizer.json'}", "--set", f"distill.teachers=[{teacher}]",
+             "--set", "distill.scale=reference"]
+    one = _run(text_corpus, tmp_path / "one", 1, extra)
+    two = _run(text_corpus, tmp_path / "two", 2, extra)
+    losses = lambda rows: [r["loss"] for r in rows if r["split"] == "train"]  # noqa: E731
+    assert len(losses(one)) == 20
+    # metrics.jsonl rounds losses to 5 decimals: allow a few units of the last place
+    assert max(abs(a - b) for a, b in zip(losses(one), losses(two))) < 3e-5
+    a, b = load_file(str(tmp_path / "one/final/model.safetensors")), load_file(str(tmp_path / "two/final/model.safetensors"))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
