@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--to", default="hf", choices=("hf",))
     export.add_argument("out", help="output directory")
     export.add_argument("--force", action="store_true", help="replace an existing export")
+    export.add_argument("--series", action="store_true",
+                        help="also export the run's word checkpoints: OUT becomes a git repository with branches "
+                             "main and chck_1M, chck_2M, ... (Hugging Face revisions)")
 
     report = commands.add_parser("report", help="Markdown report with plots and significance tests for runs")
     report.add_argument("runs", nargs="+", help="run directories (seeds of one condition are grouped)")
@@ -113,6 +116,12 @@ def run(args: argparse.Namespace) -> int:
         _log(f"report written to {path}")
         return 0
     if args.command == "export":
+        if args.series:
+            from antlm.export.series import export_series
+
+            path, branches = export_series(Path(args.model), Path(args.out), force=args.force)
+            _log(f"exported {args.model} to {path}: a git repository with branches {', '.join(branches)}")
+            return 0
         from antlm.export.hf import export_hf
 
         path = export_hf(Path(args.model), Path(args.out), force=args.force)

@@ -30,6 +30,10 @@ class DataConfig:
     else the run is refused with a message that says to pass `--set data.corpus=DIR`."""
     word_budget: Optional[int] = None
     """Fail when the training files hold more whitespace words than this (strict-small: 10M)."""
+    track: str = "none"
+    """BabyLM track whose limits the run must keep (antlm/tracks.py): `strict-small-2024`,
+    `strict-small-2025`, `strict-2025`, `strict-small-2026`, `strict-2026` or `none`. A corpus with
+    more words, or a schedule that would see more words, than the track allows is refused."""
     vocab_size: int = 16000
     """Target size of the trained BPE vocabulary (special tokens included)."""
     tokenizer: Optional[str] = None
@@ -132,6 +136,10 @@ class TrainConfig:
     """Metric sinks: `jsonl` (DIR/metrics.jsonl, always written), `tensorboard` (DIR/tensorboard/,
     extra `antlm[tensorboard]`), `wandb` (offline, DIR/wandb/, extra `antlm[wandb]`). Same rows and
     names in each."""
+    word_checkpoints: Optional[str] = None
+    """Model-only checkpoints when words seen cross milestones, in DIR/word_checkpoints/chck_<N>M/:
+    `babylm` (1M..10M, 20M..100M, 200M..1B, up to the track's cap), `none`, or a list such as
+    `1M,5M,10M` (suffixes k, M, B). None: babylm under the 2025/2026 tracks, else none."""
     max_bad_steps: int = 5
     """Steps with a non-finite loss or gradient are skipped (no update); after this many the run
     stops, keeping its last good checkpoint."""
@@ -418,5 +426,10 @@ def validate(cfg: RunConfig) -> None:
     if t.keep_checkpoints < 1:
         raise ConfigError("train.keep_checkpoints must be >= 1")
     from antlm.schedule import parse_schedule  # late import: schedule has no config dependency
+    from antlm.tracks import TrackError, get_track, parse_milestones
 
     parse_schedule(cfg.schedule)
+    try:
+        parse_milestones(t.word_checkpoints, get_track(d.track))
+    except TrackError as err:
+        raise ConfigError(str(err)) from None

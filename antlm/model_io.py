@@ -30,7 +30,9 @@ def model_config_json(cfg: RunConfig, tokenizer: Tokenizer) -> dict:
     }
 
 
-def save_final(directory: Path, model: torch.nn.Module, cfg: RunConfig, tokenizer: Tokenizer) -> None:
+def save_final(directory: Path, model: torch.nn.Module, cfg: RunConfig, tokenizer: Tokenizer,
+               extra: dict | None = None) -> None:
+    """`extra` adds run facts to config.json (the trainer records the track and words seen)."""
     directory = Path(directory)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
     try:
@@ -38,7 +40,7 @@ def save_final(directory: Path, model: torch.nn.Module, cfg: RunConfig, tokenize
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
         save_safetensors_model(model, str(tmp / "model.safetensors"))
-        (tmp / "config.json").write_text(json.dumps(model_config_json(cfg, tokenizer), indent=1))
+        (tmp / "config.json").write_text(json.dumps({**model_config_json(cfg, tokenizer), **(extra or {})}, indent=1))
         tokenizer.save(str(tmp / "tokenizer.json"))
         if directory.exists():
             shutil.rmtree(directory)

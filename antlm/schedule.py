@@ -9,8 +9,10 @@ Syntax: phases joined by `+`, each `<amount><unit>_<objective>`.
   (GPT-BERT uses 1:15), spread evenly over each cycle of A+B steps.
 Examples: `4_clm+16_mlm+4_clm`, `24_clm`, `500st_clm+2000st_mlm`, `5Mtok_mlm`,
 `6_clm+20_mix(clm=1,mlm=15)`.
-Phase lengths are converted to whole steps (rounded, at least 1 step); the optimizer and LR
-schedule run across phases unchanged.
+Phase lengths are converted to whole steps (rounded half up, at least 1 step) and phases follow
+each other, so the run's total is the sum of the rounded phases (a scaled `1.67_clm+6.66_mlm+1.67_clm`
+is within half a step per phase of 10 epochs); the optimizer and LR schedule run across phases
+unchanged.
 """
 from __future__ import annotations
 

@@ -340,6 +340,15 @@ CASES = [
                                                *run_sets(c, **{"model.backbone": "gpt2"})], "model.backbone must be one of"),
     Case("config-set-without-equals", lambda c: ["train", "--out", str(c.root / "fresh" / "r"), *run_sets(c),
                                                  "--set", "schedule"], "--set expects key=value"),
+    Case("config-unknown-track", lambda c: ["train", "--out", str(c.root / "fresh" / "r"),
+                                            *run_sets(c, **{"data.track": "strict-small-2023"})],
+         "unknown data.track 'strict-small-2023'"),
+    Case("config-bad-milestone-list", lambda c: ["train", "--out", str(c.root / "fresh" / "r"),
+                                                 *run_sets(c, **{"train.word_checkpoints": "1M,5Q"})],
+         "train.word_checkpoints: bad milestone '5Q'"),
+    Case("train-force-over-track-words-seen", lambda c: ["train", "--force", "--out", str(c.root / "run"), *run_sets(
+        c, **{"data.track": "strict-small-2025", "schedule": "2000000st_clm"})],
+         "over track strict-small-2025's limit of 100,000,000 words seen"),
     Case("config-zero-max-steps", lambda c: ["train", "--out", str(c.root / "fresh" / "r"),
                                              *run_sets(c, **{"train.max_steps": 0})], "train.max_steps must be positive"),
     # train: the out dir
@@ -390,6 +399,8 @@ CASES = [
          "already exists and is not empty (use --force to replace it)"),
     Case("export-into-the-run-itself", lambda c: ["export", str(c.root / "run" / "final"), str(c.root / "run"), "--force"],
          "must not contain the model"),
+    Case("export-series-of-a-run-without-one", lambda c: ["export", str(c.root / "run"), str(c.root / "fresh" / "hf"),
+                                                          "--series"], "has no word-checkpoint series"),
     Case("export-damaged-weights", lambda c: ["export", str(c.root / "damaged_model"), str(c.root / "fresh" / "hf")],
          "model.safetensors"),
 ]

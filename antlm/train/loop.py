@@ -22,10 +22,12 @@ from antlm.model_io import save_final
 from antlm.models import build_model
 from antlm.objectives import Batch, clm_batch, fixed_shape, loss_sum, mask_rate_at, mlm_batch
 from antlm.schedule import Schedule
+from antlm.tracks import check_schedule, get_track, words_after
 from antlm.train import checkpoint as ckpt
 from antlm.train.distributed import DistInfo, barrier, init_distributed, shutdown, sum_across
 from antlm.train.loggers import MetricsSinks, check_loggers
 from antlm.train.optim import build_optimizer, lr_at
+from antlm.train.series import Series
 from antlm.train.setup import (
     RunError, claim_out_dir, lock_out_dir, prepare_data, prepare_out_dir, release_out_dir, run_info, write_run_files,
 )
@@ -221,6 +223,9 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
     schedule = Schedule(cfg.schedule, steps_per_epoch, batch_size * cfg.data.seq_len)
     total = schedule.total_steps
     stop_at = min(total, cfg.train.max_steps or total)
+    # Refused before the out dir is touched: the words-seen budget is known from the schedule.
+    total_words = check_schedule(get_track(cfg.data.track), cfg.schedule, total, data.words, steps_per_epoch)
+    series = Series(cfg, out, data.words, steps_per_epoch, total)
     # Teachers are loaded and checked (vocabulary, phases they can serve) before the out dir changes.
     teachers = None
     if cfg.distill.teachers:
@@ -257,18 +262,26 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
     if resume:
         latest = ckpt.latest_valid(out / "checkpoints", log)
         if latest is not None:
-            step = ckpt.load_checkpoint(latest, model, optimizer)["step"]
+            state = ckpt.load_checkpoint(latest, model, optimizer)
+            step = state["step"]
             log(f"resumed from {latest} at step {step}")
+            if info.is_main:
+                series.restore(state.get("word_checkpoints", {}), step)
         else:
             log("no valid checkpoint found; starting from step 0")
         if info.is_main:
             _rewrite_metrics(metrics_path, step)
-    elif info.is_main and metrics_path.exists():
-        metrics_path.unlink()
+            if step == 0:
+                series.restore({}, 0)
+    elif info.is_main:
+        metrics_path.unlink(missing_ok=True)
+        series.start()
 
     log(f"{cfg.model.backbone}: {sum(p.numel() for p in model.parameters()):,} parameters on {device}"
         f"{f' x {info.world} ranks' if info.enabled else ''}; {len(data.train):,} train blocks of {cfg.data.seq_len}, "
         f"{steps_per_epoch} steps/epoch, {total} steps: {schedule.describe()}")
+    log(f"{data.words:,} corpus words, {total_words:,} words seen over the schedule"
+        f"{f' (track {cfg.data.track})' if cfg.data.track != 'none' else ''}; {series.describe()}")
     progress = None
     if info.is_main and (cfg.train.progress or (cfg.train.progress is None and sys.stderr.isatty())):
         from tqdm import tqdm
@@ -355,6 +368,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
                 "phase": schedule.phases[schedule.phase_index(step - 1)].phase.text,
                 "objective": objective, "loss": round(last_loss, 5), "lr": lr,
                 "tokens": step * batch_size * cfg.data.seq_len,
+                "words_seen": words_after(step, data.words, steps_per_epoch),
                 "tokens_per_s": round(window_tokens / elapsed, 1),
             }
             if good < window_steps:
@@ -369,11 +383,15 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
             window_good.zero_()
             window_steps, window_tokens, window_flops, window_start = 0, 0, 0.0, time.perf_counter()
         if info.is_main and (step % cfg.train.eval_every == 0 or last):
-            row = {"split": "dev", "step": step, "epoch": round(step / steps_per_epoch, 4)}
+            row = {"split": "dev", "step": step, "epoch": round(step / steps_per_epoch, 4),
+                   "words_seen": words_after(step, data.words, steps_per_epoch)}
             row.update(dev_losses(model, dev_maker, data.dev, cfg, device, autocast))
             metrics.write(row)
+        if info.is_main:
+            series.after_step(step, model, data.tokenizer, log)
         if info.is_main and (step % cfg.train.checkpoint_every == 0 or last):
-            ckpt.save_checkpoint(out / "checkpoints", step, model, optimizer, {"schedule": cfg.schedule, "world_size": info.world})
+            ckpt.save_checkpoint(out / "checkpoints", step, model, optimizer, {
+                "schedule": cfg.schedule, "world_size": info.world, "word_checkpoints": series.state()})
             ckpt.prune(out / "checkpoints", cfg.train.keep_checkpoints)
     if metrics:
         metrics.close()
@@ -381,6 +399,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
         progress.close()
     finished_before = resume and step == total and (out / "final" / "config.json").is_file() and window_steps == 0
     if info.is_main and step >= total and not finished_before:
-        save_final(out / "final", model, cfg, data.tokenizer)
+        save_final(out / "final", model, cfg, data.tokenizer,
+                   {"track": cfg.data.track, "words_seen": words_after(step, data.words, steps_per_epoch)})
     barrier(info)
     return {"steps": step, "total_steps": total, "final_loss": last_loss, "out": str(out), "finished": step >= total}

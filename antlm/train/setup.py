@@ -22,6 +22,7 @@ from antlm.data import tokenizer as tok_lib
 from antlm.data.corpus import Corpus, check_budget, count_words, find_corpus, iter_documents
 from antlm.data.tokens import BlockDataset, TokenStore, build_store, default_cache_dir, split_dev
 from antlm.errors import UserError
+from antlm.tracks import check_corpus, get_track
 
 RUN_MARKERS = ("config.yaml", "metrics.jsonl", "checkpoints", "final")
 # Keys that may differ between a run and its resumption: they do not change what is computed.
@@ -171,6 +172,7 @@ def get_tokenizer(cfg: RunConfig, corpus: Corpus, out: Optional[Path], log: Call
 def prepare_data(cfg: RunConfig, out: Optional[Path], log: Callable = print) -> RunData:
     corpus = find_corpus(resolve_corpus(cfg, log))
     words = check_budget(corpus, cfg.data.word_budget)
+    check_corpus(get_track(cfg.data.track), words, corpus.root)
     tokenizer = get_tokenizer(cfg, corpus, out, log)
     store = build_store(corpus, tokenizer, default_cache_dir(cfg.data.cache_dir), log)
     bos = tokenizer.token_to_id(tok_lib.BOS)
