@@ -102,7 +102,8 @@ class MlmConfig:
     `legacy` (antlm before version 2): spans start independently with probability rate/mean."""
     replace_unit: str = "span"
     """Whether the 80/10/10 choice (mask / random / keep) is drawn once per `span` (the reference;
-    where spans overlap the later span wins) or per `token`. Token masking is always per token."""
+    where spans overlap the later span wins) or per `token`. Token masking and legacy span masking
+    always decide per token."""
     replace_mask: float = 0.8
     replace_random: float = 0.1
     """The rest of the masked positions keep their token (80/10/10 by default)."""
