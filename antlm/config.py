@@ -343,7 +343,7 @@ def resolve_preset(name: str | Path) -> Path:
     return path
 
 
-def load_yaml(path: str | Path) -> dict:
+def load_yaml(path: str | Path, _depth: int = 0) -> dict:
     path = resolve_preset(path)
     if not path.is_file():
         hint = f" (presets: {', '.join(preset_names())})" if path.suffix == "" and not path.parent.parts else ""
@@ -354,7 +354,22 @@ def load_yaml(path: str | Path) -> dict:
         raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys, got {type(data).__name__}")
-    return data or {}
+    data = data or {}
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    # `base: NAME` builds a preset on another one (a reference recipe): its keys, then these.
+    if not isinstance(base, str) or _depth >= 4:
+        raise ConfigError(f"config file {path}: 'base' must name one preset or file (at most 4 deep), got {base!r}")
+    return _merge(load_yaml(base if Path(base).is_absolute() or not (path.parent / base).is_file() else path.parent / base,
+                            _depth + 1), data)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 CORPUS_ENV = "ANTLM_CORPUS"

@@ -92,3 +92,25 @@ def test_presets_are_found_from_any_directory(tmp_path, monkeypatch):
     assert build_config("tiny").data.corpus == "embedded"
     with pytest.raises(ConfigError, match="presets: .*tiny"):
         build_config("tinyy")
+
+
+def test_presets_build_on_reference_recipes():
+    """The AntLM presets inherit the reference recipes (`base:`), changing only what they name."""
+    small, cpu = build_config("ltgbert-small", ["data.corpus=x"]), build_config("ltgbert-mlm-72-cpu", ["data.corpus=x"])
+    assert (small.optim.lr, small.optim.grad_clip, small.optim.warmup_fraction, small.model.position_max) == (1e-2, 2.0, 0.016, 512)
+    assert cpu.optim.grad_clip == 2.0 and cpu.model.hidden_size == 128 and cpu.model.norm_eps == 1e-7
+    base = build_config("ltgbert-base", ["data.corpus=x"])
+    assert (base.model.hidden_size, base.model.num_heads, base.model.ffn_size, base.data.vocab_size) == (768, 12, 2048, 16384)
+    llama = build_config("babyllama-58m", ["data.corpus=x"])
+    assert (llama.optim.lr, llama.optim.beta2, llama.optim.warmup_steps, llama.optim.min_lr_ratio) == (2.5e-4, 0.999, 200, 0.0)
+    assert llama.model.norm_eps == 1e-6 and llama.model.residual_init == "reference"
+    for name in ("ltgbert-small", "babyllama-58m"):
+        head = (PRESET_DIR / f"{name}.yaml").read_text().split("\n\n")[0]
+        assert "NOT IMPLEMENTED" in head and "differs" in head
+
+
+def test_bad_base_is_a_config_error(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text("base: [a, b]\n")
+    with pytest.raises(ConfigError, match="'base' must name"):
+        build_config(path)
