@@ -114,3 +114,23 @@ def test_bad_base_is_a_config_error(tmp_path):
     path.write_text("base: [a, b]\n")
     with pytest.raises(ConfigError, match="'base' must name"):
         build_config(path)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.gelu=erf", "model.gelu must be tanh or exact"),
+    ("model.residual_init=gpt2", "model.residual_init must be reference or legacy"),
+    ("mlm.span_masking=t5", "mlm.span_masking must be reference or legacy"),
+    ("mlm.replace_unit=word", "mlm.replace_unit must be span or token"),
+    ("optim.lamb_trust_ratio=none", "optim.lamb_trust_ratio must be decay_groups or all"),
+    ("model.position_max=-1", "model.position_max must be >= 0"),
+    ("model.norm_eps=0", "model.norm_eps must be positive"),
+    ("defaults_version=1", "defaults_version must be 2"),
+])
+def test_recipe_keys_are_validated(override, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(None, [override])
+
+
+def test_backbone_defaults_are_resolved_into_the_saved_config():
+    assert build_config(None, ["model.backbone=ltgbert"]).model.norm_eps == 1e-7
+    assert "norm_eps: 1.0e-06" in dump_yaml(build_config(None, ["model.backbone=babyllama"]))
