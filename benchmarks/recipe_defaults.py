@@ -15,6 +15,7 @@ under the same masking.
 
 Run:  .venv/bin/python benchmarks/recipe_defaults.py [--corpus DIR] [--steps 300] [--seeds 0 1]
       [--threads 1] [--quick]
+--ablate trains the new defaults with one group of keys (optim, model, mlm) put back instead.
 --quick trains 6 steps of a 2-layer model on the embedded corpus (a smoke test, seconds).
 The last lines are `RESULT arm=<old|new> seed=<s> dev_mlm_new_masking=<loss> dev_mlm_old_masking=<loss>`
 and `MEAN arm=... ...`.
@@ -40,10 +41,16 @@ PRESET = "ltgbert-mlm-72-cpu"
 OLD_PRESET_VALUES = {"optim.grad_clip": 1.0}  # ltgbert-mlm-72-cpu before it was built on ltgbert-small
 
 
-def old_overrides() -> list[str]:
-    pairs = {f"{section}.{key}": value for section, keys in LEGACY_V1.items() for key, value in keys.items()}
-    pairs.update(OLD_PRESET_VALUES)
+def old_overrides(sections=("model", "mlm", "optim")) -> list[str]:
+    pairs = {f"{section}.{key}": value for section, keys in LEGACY_V1.items() if section in sections
+             for key, value in keys.items()}
+    if "optim" in sections:
+        pairs.update(OLD_PRESET_VALUES)
     return [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in pairs.items()]
+
+
+# --ablate: the new defaults with one group of keys put back to version 1.
+ABLATIONS = {"new-but-old-optim": ("optim",), "new-but-old-model": ("model",), "new-but-old-masking": ("mlm",)}
 
 
 def arm_config(arm: str, args, seed: int):
@@ -54,7 +61,8 @@ def arm_config(arm: str, args, seed: int):
     if args.quick:
         sets += ["model.num_layers=2", "model.hidden_size=64", "model.ffn_size=128", "data.vocab_size=600",
                  "data.word_budget=null", "model.dropout=0.0"]
-    return build_config(PRESET, sets + (old_overrides() if arm == "old" else []))
+    legacy = old_overrides() if arm == "old" else old_overrides(ABLATIONS[arm]) if arm in ABLATIONS else []
+    return build_config(PRESET, sets + legacy)
 
 
 def dev_mlm_loss(run: Path, masking_cfg, args) -> float:
@@ -81,6 +89,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-batches", type=int, default=16)
     parser.add_argument("--quick", action="store_true", help="6 steps of a 2-layer model on the embedded corpus")
+    parser.add_argument("--ablate", action="store_true",
+                        help=f"instead: the new defaults with one group put back ({', '.join(ABLATIONS)})")
     parser.add_argument("--out", default=None, help="keep the runs here (default: a temporary directory)")
     args = parser.parse_args()
     if args.quick:
@@ -91,7 +101,8 @@ def main() -> None:
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="recipe-defaults-"))
     maskings = {"new": arm_config("new", args, 0), "old": arm_config("old", args, 0)}
     results = []
-    for arm in ("old", "new"):
+    arms = tuple(ABLATIONS) if args.ablate else ("old", "new")
+    for arm in arms:
         for seed in args.seeds:
             start = time.perf_counter()
             run = root / f"{arm}-seed{seed}"
@@ -100,7 +111,7 @@ def main() -> None:
             results.append((arm, seed, losses))
             print(f"RESULT arm={arm} seed={seed} dev_mlm_new_masking={losses['new']:.4f} "
                   f"dev_mlm_old_masking={losses['old']:.4f} seconds={time.perf_counter() - start:.0f}", flush=True)
-    for arm in ("old", "new"):
+    for arm in arms:
         rows = [losses for a, _, losses in results if a == arm]
         print(f"MEAN arm={arm} " + " ".join(f"dev_mlm_{name}_masking={statistics.mean(r[name] for r in rows):.4f}"
                                             for name in ("new", "old")))
