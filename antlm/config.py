@@ -63,12 +63,29 @@ class ModelConfig:
     """Set from the tokenizer at run time; a value here is overwritten."""
     dropout: float = 0.0
     attention_dropout: float = 0.0
-    norm_eps: float = 1e-5
+    norm_eps: Optional[float] = None
+    """None: the backbone's reference value (ltgbert 1e-7, babyllama 1e-6); resolved when the config
+    is built, so config.yaml names the number used."""
     rope_theta: float = 10000.0
     """BabyLlama only."""
     position_buckets: int = 32
     """LTG-BERT only: size of the log-bucketed relative-position table (per direction)."""
     init_std: float = 0.02
+    position_max: Optional[int] = 512
+    """LTG-BERT only: the distance at which the log-bucketed relative positions reach the table
+    edge (the reference's max_position_embeddings, 512, whatever the sequence length). None or 0:
+    model.max_seq_len (antlm before defaults version 2)."""
+    gelu: str = "tanh"
+    """LTG-BERT only: the GELU inside GeGLU, `tanh` (approximate, as the reference) or `exact` (erf).
+    The LM head always uses the exact GELU, as the reference does."""
+    ffn_mid_dropout: bool = False
+    """LTG-BERT only: a dropout after the FFN's middle LayerNorm. The reference has none (its FFN
+    ends in the one dropout after the down projection); antlm before version 2 had one."""
+    residual_init: str = "reference"
+    """Which residual-branch weights shrink by 1/sqrt(2(i+1)) in layer i at init. `reference`:
+    ltgbert the FFN up and down projections (not attention out_proj), babyllama none (plain
+    normal(init_std) everywhere). `legacy` (antlm before version 2): ltgbert out_proj and down;
+    babyllama o_proj and down_proj by 1/sqrt(2 * num_layers)."""
 
 
 @dataclass
@@ -79,7 +96,18 @@ class MlmConfig:
     mask_rate_end: Optional[float] = None
     """When set, the rate moves linearly from mask_rate to this over the run (e.g. 0.3 -> 0.15)."""
     max_span_length: int = 10
+    """Span lengths are geometric draws taken modulo this (`span_masking: reference`: lengths
+    1..max-1, a multiple of max gives an empty span) or capped at it (`legacy`)."""
     mean_span_length: float = 3.0
+    """1/p of the geometric span-length law (3: p = 1/3, as the reference)."""
+    span_masking: str = "reference"
+    """`reference` (LTG-BERT's SpanMaskingStrategy): a per-row masked count ~ Binomial(maskable, rate),
+    spans added at uniform offsets (which may start before the row) until the count is reached.
+    `legacy` (antlm before version 2): spans start independently with probability rate/mean."""
+    replace_unit: str = "span"
+    """Whether the 80/10/10 choice (mask / random / keep) is drawn once per `span` (the reference;
+    where spans overlap the later span wins) or per `token`. Token masking and legacy span masking
+    always decide per token."""
     replace_mask: float = 0.8
     replace_random: float = 0.1
     """The rest of the masked positions keep their token (80/10/10 by default)."""
@@ -104,6 +132,16 @@ class OptimConfig:
     """The cosine decays to lr * min_lr_ratio at the last step."""
     grad_clip: float = 1.0
     """Global gradient-norm clip; 0 disables it."""
+    no_decay: str = "reference"
+    """Which parameters get no weight decay. `reference`: names containing `bias`, `norm` or
+    `embedding` (LTG-BERT's rule, whose `layer_norm` is antlm's `norm`; it spares the word and
+    relative embeddings too). For babyllama this is every norm gain, as HF Trainer does.
+    `ndim`: every tensor with fewer than 2 dims (antlm before version 2: embeddings decay).
+    Or a comma-separated list of name substrings, e.g. `bias,norm`."""
+    lamb_trust_ratio: str = "decay_groups"
+    """LAMB only: `decay_groups` (the reference) rescales by ||w||/||update|| only in parameter groups
+    with weight_decay > 0, the others take a plain Adam step at the lr; `all` (antlm before version 2)
+    rescales every tensor."""
 
 
 @dataclass
@@ -165,6 +203,10 @@ class DistillConfig:
 
 @dataclass
 class RunConfig:
+    defaults_version: int = 2
+    """Which set of defaults a saved config was written under. A saved config.yaml or final
+    config.json without it is version 1: its missing keys take LEGACY_V1 values (see
+    `upgrade_saved`), so an old run keeps loading and resuming with its old behaviour."""
     schedule: str = "4_clm+16_mlm+4_clm"
     """Phases joined by `+`; see antlm/schedule.py for the language."""
     data: DataConfig = field(default_factory=DataConfig)
@@ -176,6 +218,58 @@ class RunConfig:
 
 
 BACKBONES = ("babyllama", "ltgbert")
+
+DEFAULTS_VERSION = 2
+# The keys that defaults version 2 added, and the values that reproduce what antlm did before them
+# (through commit ab8c60b). A saved config that lacks a key gets this value, not today's default.
+LEGACY_V1 = {
+    "model": {"position_max": 0, "gelu": "exact", "ffn_mid_dropout": True, "residual_init": "legacy"},
+    "mlm": {"span_masking": "legacy", "replace_unit": "token"},
+    "optim": {"no_decay": "ndim", "lamb_trust_ratio": "all"},
+}
+# norm_eps was always written out, so an old config names its value; only a missing one needs it.
+LEGACY_V1_NORM_EPS = 1e-5
+NORM_EPS = {"ltgbert": 1e-7, "babyllama": 1e-6}
+
+
+def upgrade_model_section(model: dict, version: int) -> dict:
+    """A saved `model` section (config.yaml or final config.json) with the keys its version lacked
+    filled in with that version's values."""
+    model = dict(model)
+    if version < 2:
+        for key, value in LEGACY_V1["model"].items():
+            model.setdefault(key, value)
+        if model.get("norm_eps") is None:
+            model["norm_eps"] = LEGACY_V1_NORM_EPS
+    return model
+
+
+def upgrade_saved(data: dict) -> dict:
+    """A saved run config, upgraded to today's keys with its own version's behaviour."""
+    data = dict(data)
+    version = data.get("defaults_version", 1)
+    if not isinstance(version, int) or not 1 <= version <= DEFAULTS_VERSION:
+        raise ConfigError(f"saved config has defaults_version {version!r}; this antlm knows 1..{DEFAULTS_VERSION}")
+    if version < 2:
+        data["model"] = upgrade_model_section(data.get("model") or {}, version)
+        for section in ("mlm", "optim"):
+            merged = dict(LEGACY_V1[section])
+            merged.update(data.get(section) or {})
+            data[section] = merged
+        data["defaults_version"] = DEFAULTS_VERSION  # the values are now explicit
+    return data
+
+
+def resolve_model_defaults(m: ModelConfig) -> ModelConfig:
+    """A copy with backbone-dependent defaults (None) replaced by their values."""
+    if m.norm_eps is None:
+        m = dataclasses.replace(m, norm_eps=NORM_EPS.get(m.backbone, 1e-5))
+    return m
+
+
+def bucket_max(m: ModelConfig) -> int:
+    """The distance LTG-BERT's log buckets reach the table edge at (+1)."""
+    return m.position_max or m.max_seq_len
 
 
 def _type_name(tp: Any) -> str:
@@ -289,7 +383,7 @@ def resolve_preset(name: str | Path) -> Path:
     return path
 
 
-def load_yaml(path: str | Path) -> dict:
+def load_yaml(path: str | Path, _depth: int = 0) -> dict:
     path = resolve_preset(path)
     if not path.is_file():
         hint = f" (presets: {', '.join(preset_names())})" if path.suffix == "" and not path.parent.parts else ""
@@ -300,7 +394,22 @@ def load_yaml(path: str | Path) -> dict:
         raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys, got {type(data).__name__}")
-    return data or {}
+    data = data or {}
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    # `base: NAME` builds a preset on another one (a reference recipe): its keys, then these.
+    if not isinstance(base, str) or _depth >= 4:
+        raise ConfigError(f"config file {path}: 'base' must name one preset or file (at most 4 deep), got {base!r}")
+    return _merge(load_yaml(base if Path(base).is_absolute() or not (path.parent / base).is_file() else path.parent / base,
+                            _depth + 1), data)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 CORPUS_ENV = "ANTLM_CORPUS"
@@ -321,12 +430,15 @@ def build_config(path: Optional[str | Path] = None, overrides: tuple[str, ...] |
                               f"pass --set data.corpus=DIR (or set ${CORPUS_ENV})")
         cfg.data.corpus = from_env
     validate(cfg)
+    cfg.model = resolve_model_defaults(cfg.model)
     return cfg
 
 
-def from_dict(data: dict) -> RunConfig:
+def from_dict(data: dict, saved: bool = False) -> RunConfig:
+    """`saved=True` for a config a run wrote: old versions get their old values for missing keys."""
     cfg = RunConfig()
-    _apply(cfg, data)
+    _apply(cfg, upgrade_saved(data) if saved else data)
+    cfg.model = resolve_model_defaults(cfg.model)
     return cfg
 
 
@@ -398,6 +510,24 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"{key} must be in (0, 1), got {rate}")
     if mlm.replace_mask < 0 or mlm.replace_random < 0 or mlm.replace_mask + mlm.replace_random > 1:
         raise ConfigError("mlm.replace_mask + mlm.replace_random must lie in [0, 1]")
+    choices = {
+        "model.gelu": (m.gelu, ("tanh", "exact")), "model.residual_init": (m.residual_init, ("reference", "legacy")),
+        "mlm.span_masking": (mlm.span_masking, ("reference", "legacy")),
+        "mlm.replace_unit": (mlm.replace_unit, ("span", "token")),
+        "optim.lamb_trust_ratio": (o.lamb_trust_ratio, ("decay_groups", "all")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"{key} must be {' or '.join(allowed)}, got '{value}'")
+    if m.position_max is not None and m.position_max < 0:
+        raise ConfigError(f"model.position_max must be >= 0 (0 or null: model.max_seq_len), got {m.position_max}")
+    if m.norm_eps is not None and not m.norm_eps > 0:
+        raise ConfigError(f"model.norm_eps must be positive, got {m.norm_eps}")
+    if cfg.defaults_version != DEFAULTS_VERSION:
+        raise ConfigError(f"defaults_version must be {DEFAULTS_VERSION} for a new run (old runs are upgraded when loaded), "
+                          f"got {cfg.defaults_version}")
+    if not o.no_decay.strip() or any(not part.strip() for part in o.no_decay.split(",")):
+        raise ConfigError(f"optim.no_decay must be reference, ndim or a comma-separated list of name parts, got '{o.no_decay}'")
     if mlm.mean_span_length < 1:
         raise ConfigError(f"mlm.mean_span_length must be >= 1, got {mlm.mean_span_length}")
     if mlm.target_offset not in (None, 0, 1):

@@ -13,7 +13,7 @@ from safetensors.torch import load_model as load_safetensors_model
 from safetensors.torch import save_model as save_safetensors_model
 from tokenizers import Tokenizer
 
-from antlm.config import ModelConfig, RunConfig, default_target_offset, to_dict
+from antlm.config import ModelConfig, RunConfig, default_target_offset, to_dict, upgrade_model_section
 from antlm.data import tokenizer as tok_lib
 from antlm.errors import UserError
 from antlm.models import build_model
@@ -24,7 +24,8 @@ FORMAT_VERSION = 1
 def model_config_json(cfg: RunConfig, tokenizer: Tokenizer) -> dict:
     offset = cfg.mlm.target_offset if cfg.mlm.target_offset is not None else default_target_offset(cfg.model.backbone)
     return {
-        "format": "antlm", "format_version": FORMAT_VERSION, "backbone": cfg.model.backbone,
+        "format": "antlm", "format_version": FORMAT_VERSION, "defaults_version": cfg.defaults_version,
+        "backbone": cfg.model.backbone,
         "mlm_target_offset": offset, "schedule": cfg.schedule, "model": to_dict(cfg)["model"],
         "special_tokens": tok_lib.special_ids(tokenizer),
     }
@@ -67,7 +68,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     directory = _final_dir(Path(path))
     try:
         meta = json.loads((directory / "config.json").read_text())
-        model_cfg = ModelConfig(**meta["model"])
+        # A config.json without defaults_version predates the reference defaults: the keys it
+        # lacks take the values that antlm used then, so the weights mean what they meant.
+        model_cfg = ModelConfig(**upgrade_model_section(meta["model"], meta.get("defaults_version", 1)))
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise UserError(f"{directory / 'config.json'} is not an antlm model config ({err})") from None
     tokenizer = tok_lib.load_tokenizer(directory / "tokenizer.json")

@@ -62,12 +62,17 @@ def mlm_batch(
         # Position k predicts x_{k+1}; the last input has no successor inside the block.
         maskable[:, 0] = False
     mode = default_masking(backbone) if cfg.masking == "auto" else cfg.masking
-    if mode == "span":
+    draw = None
+    if mode == "span" and cfg.span_masking == "reference":
+        masked, span_draw = masking.reference_span_mask(maskable, mask_rate, cfg.mean_span_length,
+                                                         cfg.max_span_length, generator)
+        draw = span_draw if cfg.replace_unit == "span" else None
+    elif mode == "span":
         masked = masking.span_mask(maskable, mask_rate, cfg.mean_span_length, cfg.max_span_length, generator)
     else:
         masked = masking.token_mask(maskable, mask_rate, generator)
     corrupted = masking.corrupt(
-        input_ids, masked, mask_id, num_special, vocab_size, cfg.replace_mask, cfg.replace_random, generator
+        input_ids, masked, mask_id, num_special, vocab_size, cfg.replace_mask, cfg.replace_random, generator, draw
     )
     if target_offset == 0:
         target_mask = masked

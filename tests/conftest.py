@@ -14,6 +14,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ANTLM_SHARED_DATA", REPO.parent / "shared" / "data"))
+# Read-only numerics fixtures produced from the reference implementations (never copied here).
+SHARED_FIXTURES = Path(os.environ.get("ANTLM_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
 
 WORDS = ("the a dog dogs cat cats sees see runs run big small red house houses child children "
          "near with and but is are was were happy quickly slowly tree trees").split()

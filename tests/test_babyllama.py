@@ -76,3 +76,19 @@ def test_overfit_one_batch(causal):
     # Causal next-token prediction on random tokens is learnable only by memorising; 0.3 nats is far
     # below the ln(45) = 3.8 of chance. Bidirectional attention can copy from position k+1.
     assert loss.item() < 0.3
+
+
+def test_reference_defaults_eps_and_init():
+    """Baby-Llama-58M (timinar/BabyLlama) is a stock LlamaConfig: RMSNorm eps 1e-6 and normal(0.02)
+    for every matrix; `residual_init: legacy` keeps antlm's old depth-scaled o_proj/down_proj."""
+    from antlm.models import build_model
+
+    sizes = dict(backbone="babyllama", vocab_size=500, hidden_size=128, num_layers=8, num_heads=4, ffn_size=256,
+                 max_seq_len=16)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**sizes))
+    assert model.cfg.norm_eps == 1e-6 and model.norm.eps == 1e-6
+    for name in ("layers.7.self_attn.o_proj.weight", "layers.7.mlp.down_proj.weight", "layers.0.self_attn.q_proj.weight"):
+        assert abs(model.get_parameter(name).std().item() - 0.02) < 0.002, name
+    legacy = build_model(ModelConfig(**sizes, residual_init="legacy"))
+    assert abs(legacy.get_parameter("layers.7.self_attn.o_proj.weight").std().item() - 0.02 / 4) < 0.001

@@ -92,3 +92,45 @@ def test_presets_are_found_from_any_directory(tmp_path, monkeypatch):
     assert build_config("tiny").data.corpus == "embedded"
     with pytest.raises(ConfigError, match="presets: .*tiny"):
         build_config("tinyy")
+
+
+def test_presets_build_on_reference_recipes():
+    """The AntLM presets inherit the reference recipes (`base:`), changing only what they name."""
+    small, cpu = build_config("ltgbert-small", ["data.corpus=x"]), build_config("ltgbert-mlm-72-cpu", ["data.corpus=x"])
+    assert (small.optim.lr, small.optim.grad_clip, small.optim.warmup_fraction, small.model.position_max) == (1e-2, 2.0, 0.016, 512)
+    assert cpu.optim.grad_clip == 2.0 and cpu.model.hidden_size == 128 and cpu.model.norm_eps == 1e-7
+    base = build_config("ltgbert-base", ["data.corpus=x"])
+    assert (base.model.hidden_size, base.model.num_heads, base.model.ffn_size, base.data.vocab_size) == (768, 12, 2048, 16384)
+    llama = build_config("babyllama-58m", ["data.corpus=x"])
+    assert (llama.optim.lr, llama.optim.beta2, llama.optim.warmup_steps, llama.optim.min_lr_ratio) == (2.5e-4, 0.999, 200, 0.0)
+    assert llama.model.norm_eps == 1e-6 and llama.model.residual_init == "reference"
+    for name in ("ltgbert-small", "babyllama-58m"):
+        head = (PRESET_DIR / f"{name}.yaml").read_text().split("\n\n")[0]
+        assert "NOT IMPLEMENTED" in head and "differs" in head
+
+
+def test_bad_base_is_a_config_error(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text("base: [a, b]\n")
+    with pytest.raises(ConfigError, match="'base' must name"):
+        build_config(path)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.gelu=erf", "model.gelu must be tanh or exact"),
+    ("model.residual_init=gpt2", "model.residual_init must be reference or legacy"),
+    ("mlm.span_masking=t5", "mlm.span_masking must be reference or legacy"),
+    ("mlm.replace_unit=word", "mlm.replace_unit must be span or token"),
+    ("optim.lamb_trust_ratio=none", "optim.lamb_trust_ratio must be decay_groups or all"),
+    ("model.position_max=-1", "model.position_max must be >= 0"),
+    ("model.norm_eps=0", "model.norm_eps must be positive"),
+    ("defaults_version=1", "defaults_version must be 2"),
+])
+def test_recipe_keys_are_validated(override, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(None, [override])
+
+
+def test_backbone_defaults_are_resolved_into_the_saved_config():
+    assert build_config(None, ["model.backbone=ltgbert"]).model.norm_eps == 1e-7
+    assert "norm_eps: 1.0e-06" in dump_yaml(build_config(None, ["model.backbone=babyllama"]))

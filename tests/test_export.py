@@ -219,3 +219,23 @@ def test_blimp_accuracies_of_the_export_equal_antlm_eval(runs, tmp_path):
         scores = hf_causal_logprobs(hf_dir, [s for pair in items for s in pair])
         hf_acc = 100.0 * sum(scores[2 * i] >= scores[2 * i + 1] for i in range(len(items))) / len(items)
         assert abs(hf_acc - antlm_acc[name]) < 1e-9, name
+
+
+def test_ltgbert_export_without_new_keys_computes_the_old_way(tmp_path):
+    """An export made before defaults version 2 has no position_bucket_max, geglu_gelu or
+    ffn_mid_dropout in its config.json; the shipped code must then compute as antlm did then."""
+    tokenizer = train_tokenizer(_sentences(800, 0), vocab_size=300)
+    legacy = {"model.position_max": 0, "model.gelu": "exact", "model.ffn_mid_dropout": "true"}
+    run = _save_random_model(tmp_path / "old", tokenizer, "ltgbert", **legacy)
+    hf_dir = export_hf(run, tmp_path / "old-hf")
+    config_path = hf_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    assert config["position_bucket_max"] == 32 and config["geglu_gelu"] == "exact"
+    for key in ("position_bucket_max", "geglu_gelu", "ffn_mid_dropout"):
+        del config[key]
+    config_path.write_text(json.dumps(config))
+    hf = _load_ltgbert(hf_dir)
+    model, tokenizer = load_model(run)
+    ids = _random_ids(tokenizer.get_vocab_size())
+    with torch.no_grad():
+        assert torch.allclose(hf(ids).logits, model(ids, causal=False), atol=TOL)

@@ -163,3 +163,21 @@ def test_bucket_indices(buckets, max_len):
         assert (side[1:] >= side[:-1]).all()
     if max_len - 1 > buckets // 2:
         assert forward[-1] == buckets - 1 - (buckets % 2)  # the far edge reaches the table's end
+
+
+def test_reference_residual_init_scales_ffn_up_and_down_not_out_proj():
+    """ltg-bert babylm/train/model.py: layer i's FFN matrices shrink by 1/sqrt(2(i+1)) at init;
+    `residual_init: legacy` (antlm before defaults version 2) scaled out_proj and down instead."""
+    cfg = dict(hidden_size=256, ffn_size=512, num_layers=4, num_heads=4, position_buckets=8)
+    std = math.sqrt(2.0 / (5.0 * 256))
+    torch.manual_seed(0)
+    ref = LtgBert(tiny_config(**cfg))
+    legacy = LtgBert(tiny_config(**cfg, residual_init="legacy"))
+    ratio = 1.0 / math.sqrt(2.0 * 4)
+    trunc_std = std * 0.88  # a normal truncated at 2 std keeps ~88% of its std
+    last_ref, last_old = ref.layers[3], legacy.layers[3]
+    for weight, scale in ((last_ref.feed_forward.up.weight, ratio), (last_ref.feed_forward.down.weight, ratio),
+                          (last_ref.attention.out_proj.weight, 1.0), (last_old.feed_forward.up.weight, 1.0),
+                          (last_old.attention.out_proj.weight, ratio)):
+        assert abs(weight.std().item() / (trunc_std * scale) - 1) < 0.05
+    assert not any(isinstance(m, torch.nn.Dropout) for m in ref.layers[0].feed_forward.mid_dropout.modules())

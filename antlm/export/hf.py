@@ -32,6 +32,7 @@ import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, processors
 
+from antlm.config import bucket_max
 from antlm.data.tokenizer import BOS, EOS, MASK, PAD, UNK
 from antlm.errors import UserError
 from antlm.model_io import load_model
@@ -192,6 +193,7 @@ def ltgbert_config(cfg, tokenizer: Tokenizer) -> dict:
         "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size, "num_hidden_layers": cfg.num_layers,
         "num_attention_heads": cfg.num_heads, "intermediate_size": cfg.ffn_size,
         "max_position_embeddings": cfg.max_seq_len, "position_bucket_size": cfg.position_buckets,
+        "position_bucket_max": bucket_max(cfg), "geglu_gelu": cfg.gelu, "ffn_mid_dropout": cfg.ffn_mid_dropout,
         "layer_norm_eps": cfg.norm_eps, "hidden_dropout_prob": cfg.dropout,
         "attention_probs_dropout_prob": cfg.attention_dropout, "initializer_range": cfg.init_std,
         "pad_token_id": ids["pad"], "bos_token_id": ids["bos"], "eos_token_id": ids["eos"],

@@ -6,10 +6,11 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from antlm.config import ModelConfig
+from antlm.config import ModelConfig, resolve_model_defaults
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
+    cfg = resolve_model_defaults(cfg)
     if cfg.backbone == "babyllama":
         from antlm.models.babyllama import BabyLlama
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from antlm.config import ModelConfig
+from antlm.config import ModelConfig, resolve_model_defaults
 from antlm.models.fused_head import head_loss
 
 
@@ -109,6 +109,7 @@ class DecoderLayer(nn.Module):
 class BabyLlama(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        cfg = resolve_model_defaults(cfg)
         if cfg.vocab_size <= 0:
             raise ValueError("model.vocab_size must be set (from the tokenizer) before building the model")
         self.cfg = cfg
@@ -126,8 +127,9 @@ class BabyLlama(nn.Module):
         for name, param in self.named_parameters():
             if name.endswith("layernorm.weight") or name == "norm.weight":
                 nn.init.ones_(param)
-            elif name.endswith(("o_proj.weight", "down_proj.weight")):
-                # GPT-2 style: residual-branch outputs shrink with depth so the stream stays O(1).
+            elif self.cfg.residual_init == "legacy" and name.endswith(("o_proj.weight", "down_proj.weight")):
+                # GPT-2 style depth scaling, kept as `residual_init: legacy`; the reference
+                # (HF LlamaForCausalLM's init) draws every matrix from normal(init_std).
                 nn.init.normal_(param, std=std / math.sqrt(2 * self.cfg.num_layers))
             else:
                 nn.init.normal_(param, std=std)

@@ -8,14 +8,16 @@ Architecture
   * Embedding: word embedding -> parameter-free LayerNorm -> dropout. No absolute positions.
   * Relative positions: one table of 2*P-1 vectors (P = position_buckets) shared by all layers,
     followed by an affine LayerNorm. Distances i-j (query minus key) are exact up to +-P//2 and
-    log-bucketed beyond, reaching the table edge at max_seq_len-1.
+    log-bucketed beyond, reaching the table edge at distance position_max-1 (the reference's
+    max_position_embeddings, 512; `position_max: 0` gives max_seq_len-1, antlm's old choice).
   * Layer: x = x + Attention(x); x = x + FeedForward(x).
   * Attention (disentangled, DeBERTa-style): parameter-free pre-LN; in_proj_qk gives content q, k
     and, applied to the relative table, query_pos/key_pos. score(i,j) = q_i.k_j
     + q_i.key_pos[r(i,j)] + query_pos[r(i,j)].k_j, scaled by 1/sqrt(3*head_dim) (three terms);
     then softmax, dropout, out_proj, affine post-LN, dropout.
-  * FeedForward: parameter-free LN -> Linear(h, 2f) -> GEGLU -> parameter-free LN(f) -> dropout
-    -> Linear(f, h) -> dropout (no biases).
+  * FeedForward: parameter-free LN -> Linear(h, 2f) -> GEGLU (tanh GELU, `model.gelu`) ->
+    parameter-free LN(f) -> Linear(f, h) -> dropout (no biases; `model.ffn_mid_dropout` adds one
+    after the middle LN, as antlm had before defaults version 2).
   * LM head: LN -> Linear(h, h) -> GELU -> LN -> dropout -> Linear(h, V) tied to the embedding.
 
 The same network runs bidirectionally (MLM) or with a causal mask (CLM), as AntLM alternates both.
@@ -32,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from antlm.config import ModelConfig
+from antlm.config import ModelConfig, bucket_max, resolve_model_defaults
 from antlm.models.fused_head import head_loss
 
 
@@ -52,11 +54,12 @@ def log_bucket_positions(relative: Tensor, buckets: int, max_len: int) -> Tensor
     return torch.where(distance <= mid, relative, log_bucket * relative.sign())
 
 
-def bucket_index_matrix(max_len: int, buckets: int) -> Tensor:
-    """[max_len, max_len] indices into the relative table for (query i, key j), r = i - j."""
+def bucket_index_matrix(max_len: int, buckets: int, position_max: Optional[int] = None) -> Tensor:
+    """[max_len, max_len] indices into the relative table for (query i, key j), r = i - j; the log
+    buckets reach the table edge at distance position_max-1 (default max_len-1)."""
     pos = torch.arange(max_len)
     relative = pos[:, None] - pos[None, :]
-    return log_bucket_positions(relative, buckets, max_len) + buckets - 1
+    return log_bucket_positions(relative, buckets, position_max or max_len) + buckets - 1
 
 
 def _norm(size: int, eps: float, affine: bool = False) -> nn.LayerNorm:
@@ -144,10 +147,12 @@ class FeedForward(nn.Module):
         self.mid_norm = _norm(cfg.ffn_size, cfg.norm_eps)
         self.down = nn.Linear(cfg.ffn_size, cfg.hidden_size, bias=False)
         self.dropout = nn.Dropout(cfg.dropout)
+        self.mid_dropout = nn.Dropout(cfg.dropout) if cfg.ffn_mid_dropout else nn.Identity()
+        self.approximate = "tanh" if cfg.gelu == "tanh" else "none"
 
     def forward(self, x: Tensor) -> Tensor:
         value, gate = self.up(self.pre_norm(x)).chunk(2, dim=-1)
-        hidden = self.dropout(self.mid_norm(value * F.gelu(gate)))
+        hidden = self.mid_dropout(self.mid_norm(value * F.gelu(gate, approximate=self.approximate)))
         return self.dropout(self.down(hidden))
 
 
@@ -189,6 +194,7 @@ class LmHead(nn.Module):
 class LtgBert(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        cfg = resolve_model_defaults(cfg)
         if cfg.vocab_size <= 0:
             raise ValueError(f"LtgBert needs model.vocab_size > 0 (set from the tokenizer), got {cfg.vocab_size}")
         if cfg.hidden_size % cfg.num_heads:
@@ -205,7 +211,7 @@ class LtgBert(nn.Module):
         self.embedding_dropout = nn.Dropout(cfg.dropout)
         self.relative_embedding = nn.Parameter(torch.empty(2 * cfg.position_buckets - 1, h))
         self.relative_norm = _norm(h, cfg.norm_eps, affine=True)
-        buckets = bucket_index_matrix(cfg.max_seq_len, cfg.position_buckets)
+        buckets = bucket_index_matrix(cfg.max_seq_len, cfg.position_buckets, bucket_max(cfg))
         self.register_buffer("bucket_index", buckets, persistent=False)
         # The table rows a length-T input can use are a contiguous band (bucketing is monotonic in
         # the offset); projecting only that band saves most of the table work on short inputs.
@@ -230,10 +236,14 @@ class LtgBert(nn.Module):
                 module.bias.zero_()
         trunc(self.relative_embedding)
         # Each residual branch adds variance; shrinking deeper branches keeps the stream's scale
-        # roughly constant over depth at init.
+        # roughly constant over depth at init. The reference shrinks both FFN matrices (its
+        # attention output is followed by an affine LayerNorm, which resets its scale anyway).
         for depth, layer in enumerate(self.layers):
             factor = 1.0 / math.sqrt(2.0 * (1 + depth))
-            layer.attention.out_proj.weight.mul_(factor)
+            if self.cfg.residual_init == "legacy":
+                layer.attention.out_proj.weight.mul_(factor)
+            else:
+                layer.feed_forward.up.weight.mul_(factor)
             layer.feed_forward.down.weight.mul_(factor)
 
     def num_parameters(self, trainable_only: bool = False) -> int:

@@ -48,12 +48,16 @@ def is_run_dir(out: Path) -> bool:
     return out.is_dir() and any((out / marker).exists() for marker in RUN_MARKERS)
 
 
-def _diff_keys(a: dict, b: dict, prefix: tuple = ()) -> list[str]:
+def _diff_keys(a: dict, b: dict, prefix: tuple = (), saved_keys_only: bool = False) -> list[str]:
+    """Dotted keys whose values differ. `saved_keys_only`: keys absent from `a` (a config saved by
+    an older antlm) are not compared; the saved run's version decides their values."""
     diffs = []
     for key in sorted(set(a) | set(b)):
         path = prefix + (key,)
+        if saved_keys_only and key not in a or path == ("defaults_version",):
+            continue
         if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
-            diffs += _diff_keys(a[key], b[key], path)
+            diffs += _diff_keys(a[key], b[key], path, saved_keys_only)
         elif a.get(key) != b.get(key) and path not in RESUMABLE_KEYS and path != ("model", "vocab_size"):
             diffs.append(".".join(path))
     return diffs
@@ -67,8 +71,10 @@ def prepare_out_dir(out: Path, cfg: RunConfig, resume: bool, force: bool) -> Run
         saved_path = out / "config.yaml"
         if not saved_path.is_file():
             raise RunError(f"--resume: {out} holds no run (no config.yaml)")
-        saved = config_lib.from_dict(config_lib.load_yaml(saved_path))
-        diffs = _diff_keys(config_lib.to_dict(saved), config_lib.to_dict(cfg))
+        raw = config_lib.load_yaml(saved_path)
+        saved = config_lib.from_dict(raw, saved=True)
+        old = raw.get("defaults_version", 1) < config_lib.DEFAULTS_VERSION
+        diffs = _diff_keys(raw if old else config_lib.to_dict(saved), config_lib.to_dict(cfg), saved_keys_only=old)
         if diffs:
             raise RunError(f"--resume: config differs from {saved_path} in {', '.join(diffs)}")
         for section, key in RESUMABLE_KEYS:

@@ -1,4 +1,6 @@
 """Configuration of an LTG-BERT masked LM exported from antlm (standalone: torch + transformers)."""
+from typing import Optional
+
 from transformers import PretrainedConfig
 
 
@@ -23,6 +25,9 @@ class LtgBertConfig(PretrainedConfig):
         eos_token_id: int = 2,
         mask_token_id: int = 3,
         tie_word_embeddings: bool = True,
+        position_bucket_max: Optional[int] = None,
+        geglu_gelu: str = "exact",
+        ffn_mid_dropout: bool = True,
         **kwargs,
     ):
         self.vocab_size = vocab_size
@@ -33,6 +38,11 @@ class LtgBertConfig(PretrainedConfig):
         self.max_position_embeddings = max_position_embeddings
         # Relative distances are exact up to +-position_bucket_size//2 and log-bucketed beyond.
         self.position_bucket_size = position_bucket_size
+        # The distance at which the log buckets reach the table edge (+1); None: max_position_embeddings.
+        # The defaults of these three are what exports made before they existed computed.
+        self.position_bucket_max = position_bucket_max
+        self.geglu_gelu = geglu_gelu
+        self.ffn_mid_dropout = ffn_mid_dropout
         self.layer_norm_eps = layer_norm_eps
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attention_probs_dropout_prob = attention_probs_dropout_prob

@@ -4,7 +4,7 @@ Standalone (torch + transformers only): this file is copied into each export dir
 with `trust_remote_code=True`. It re-implements antlm's LTG-BERT forward pass with the same
 numerics: parameter-free pre-norms, a shared log-bucketed relative-position table, disentangled
 attention (content-content + content-position + position-content, scaled by 1/sqrt(3*head_dim)),
-GEGLU feed-forward, and an LM head tied to the word embedding. Attention is bidirectional; the
+GEGLU feed-forward (tanh or exact GELU, `geglu_gelu`), and an LM head tied to the word embedding. Attention is bidirectional; the
 `attention_mask` (1 = token, 0 = padding) only hides padding keys.
 """
 import math
@@ -92,10 +92,12 @@ class LtgBertFeedForward(nn.Module):
         self.mid_norm = _norm(config.intermediate_size, config.layer_norm_eps)
         self.down = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.mid_dropout = nn.Dropout(config.hidden_dropout_prob) if config.ffn_mid_dropout else nn.Identity()
+        self.approximate = "tanh" if config.geglu_gelu == "tanh" else "none"
 
     def forward(self, x: Tensor) -> Tensor:
         value, gate = self.up(self.pre_norm(x)).chunk(2, dim=-1)
-        hidden = self.dropout(self.mid_norm(value * F.gelu(gate)))
+        hidden = self.mid_dropout(self.mid_norm(value * F.gelu(gate, approximate=self.approximate)))
         return self.dropout(self.down(hidden))
 
 
@@ -176,7 +178,8 @@ class LtgBertModel(LtgBertPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         x = self.embedding_dropout(self.embedding_norm(self.word_embedding(input_ids)))
         rel = self.relative_norm(self.relative_embedding)
-        index = bucket_index(length, self.config.position_bucket_size, self.config.max_position_embeddings, x.device)
+        bucket_max = self.config.position_bucket_max or self.config.max_position_embeddings
+        index = bucket_index(length, self.config.position_bucket_size, bucket_max, x.device)
         blocked = None
         if attention_mask is not None:
             blocked = ~attention_mask.to(device=x.device, dtype=torch.bool)[:, None, None, :]
