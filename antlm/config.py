@@ -185,9 +185,10 @@ class TrainConfig:
 
 @dataclass
 class DistillConfig:
-    teachers: list[str] = field(default_factory=list)
+    teachers: Optional[list[str]] = field(default_factory=list)
     """Teacher models: antlm run dirs, their final/, or Hugging Face causal-LM directories. Empty:
-    no distillation. Teachers must share the student's vocabulary (data.tokenizer)."""
+    no distillation. Null (the distillation presets): must be given, `--set distill.teachers=[A,B]`.
+    Teachers must share the student's vocabulary (data.tokenizer)."""
     alpha: float = 0.5
     """Weight of the student's own cross-entropy; the KL term gets 1 - alpha (BabyLlama: 0.5)."""
     temperature: float = 2.0
@@ -429,6 +430,9 @@ def build_config(path: Optional[str | Path] = None, overrides: tuple[str, ...] |
             raise ConfigError(f"{Path(str(path)).stem if path else 'this config'} trains on a corpus in the BabyLM layout: "
                               f"pass --set data.corpus=DIR (or set ${CORPUS_ENV})")
         cfg.data.corpus = from_env
+    if cfg.distill.teachers is None:
+        raise ConfigError(f"{Path(str(path)).stem if path else 'this config'} distills from teachers: pass "
+                          "--set distill.teachers=[RUN_A,RUN_B] (antlm runs or Hugging Face causal-LM directories)")
     validate(cfg)
     cfg.model = resolve_model_defaults(cfg.model)
     return cfg

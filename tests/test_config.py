@@ -6,7 +6,7 @@ from antlm.config import PRESET_DIR, ConfigError, build_config, dump_yaml, from_
 from antlm.schedule import ScheduleError
 
 PRESETS = sorted(PRESET_DIR.glob("*.yaml"))
-CORPUS = ["data.corpus=/corpora/babylm_10M"]  # real-data presets name no corpus of their own
+CORPUS = ["data.corpus=/corpora/babylm_10M", "distill.teachers=[/runs/a,/runs/b]"]  # presets name no corpus or teachers
 
 
 def test_presets_exist():
@@ -134,3 +134,11 @@ def test_recipe_keys_are_validated(override, message):
 def test_backbone_defaults_are_resolved_into_the_saved_config():
     assert build_config(None, ["model.backbone=ltgbert"]).model.norm_eps == 1e-7
     assert "norm_eps: 1.0e-06" in dump_yaml(build_config(None, ["model.backbone=babyllama"]))
+
+
+def test_distill_preset_asks_for_teachers():
+    with pytest.raises(ConfigError, match=r"pass --set distill.teachers=\[RUN_A,RUN_B\]"):
+        build_config("babyllama-58m-distill", ["data.corpus=/c"])
+    cfg = build_config("babyllama-58m-distill", ["data.corpus=/c", "distill.teachers=[/t/a,/t/b]"])
+    assert cfg.distill.teachers == ["/t/a", "/t/b"] and (cfg.distill.alpha, cfg.distill.temperature) == (0.5, 2.0)
+    assert cfg.distill.scale == "reference" and cfg.model.hidden_size == 512
