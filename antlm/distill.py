@@ -105,9 +105,18 @@ def _load_hf_causal(directory: Path, device: torch.device):
 class TeacherEnsemble:
     """The configured teachers and the loss settings; `inputs(batch, ...)` builds DistillInputs."""
 
-    def __init__(self, cfg, student_vocab: dict[str, int], phases: list[str], device: torch.device):
+    def __init__(self, cfg, student_vocab: dict[str, int], phases: list[str], device: torch.device,
+                 student_offset: Optional[int] = None):
         self.cfg = cfg
         self.teachers = [Teacher(path, device) for path in cfg.teachers]
+        for teacher in self.teachers:
+            # In MLM phases a teacher is read at the student's target rows: those rows mean "the
+            # masked token here" (offset 0) or "the next one" (offset 1), and must mean it for both.
+            offset = teacher.model.antlm_config.get("mlm_target_offset") if teacher.kind == "antlm" else None
+            if "mlm" in phases and student_offset is not None and offset is not None and offset != student_offset:
+                raise UserError(f"distill.teachers: {teacher.path} predicts masked tokens at offset {offset}, the student "
+                                f"at offset {student_offset} (mlm.target_offset): its MLM predictions would be read at "
+                                "the wrong rows")
         for teacher in self.teachers:
             if teacher.vocab != student_vocab:
                 raise UserError(f"distill.teachers: {teacher.path} has a vocabulary of {len(teacher.vocab)} tokens that "

@@ -32,7 +32,10 @@ def teachers(tmp_path_factory, request):
     second = root / "bert"
     train(build_config(None, tiny_overrides(corpus, schedule="6st_mlm", **{
         "model.backbone": "ltgbert", "model.hidden_size": 48, "data.tokenizer": first / "tokenizer.json"})), second, log=QUIET)
-    return corpus, first, second
+    wide = root / "llama-wide"
+    train(build_config(None, tiny_overrides(corpus, schedule="6st_clm+6st_mlm", **{
+        "model.hidden_size": 64, "data.tokenizer": first / "tokenizer.json"})), wide, log=QUIET)
+    return corpus, first, second, wide
 
 
 def _batch(tokenizer, objective, backbone, seed=0):
@@ -62,7 +65,7 @@ def _direct(student, teacher_models, batch, alpha, temperature, kl_weight):
 @pytest.mark.parametrize("objective", ["clm", "mlm"])
 @pytest.mark.parametrize("scale", ["per_token", "reference"])
 def test_trainer_loss_equals_the_formula(teachers, objective, scale):
-    _, first, second = teachers
+    _, first, second, _ = teachers
     student, tokenizer = load_model(first)
     student.train()
     ensemble = TeacherEnsemble(DistillConfig(teachers=[str(first), str(second)], scale=scale), tokenizer.get_vocab(),
@@ -82,7 +85,7 @@ def test_trainer_loss_equals_the_formula(teachers, objective, scale):
 def test_mlm_teachers_are_read_at_the_student_target_positions(teachers, backbone):
     """A teacher identical to the student gives a KL of exactly zero only if it is read at the
     student's own target rows, on the same corrupted input, under the same mask."""
-    _, first, second = teachers
+    _, first, second, _ = teachers
     run = first if backbone == "babyllama" else second
     student, tokenizer = load_model(run)
     ensemble = TeacherEnsemble(DistillConfig(teachers=[str(run)], temperature=1.0), tokenizer.get_vocab(), ["mlm"],
@@ -102,8 +105,8 @@ def test_mlm_teachers_are_read_at_the_student_target_positions(teachers, backbon
 
 
 def test_distilled_training_resumes_exactly(teachers, tmp_path):
-    corpus, first, second = teachers
-    extra = {"data.tokenizer": first / "tokenizer.json", "distill.teachers": f"[{first},{second}]"}
+    corpus, first, _, wide = teachers
+    extra = {"data.tokenizer": first / "tokenizer.json", "distill.teachers": f"[{first},{wide}]"}
     messages = []
     train(build_config(None, tiny_overrides(corpus, **extra)), tmp_path / "full", log=messages.append)
     assert any("distilling from 2 teacher(s)" in m for m in messages)
@@ -118,7 +121,7 @@ def test_distilled_training_resumes_exactly(teachers, tmp_path):
 
 
 def test_teachers_with_another_vocabulary_are_refused_before_the_run_starts(teachers, tmp_path):
-    corpus, first, _ = teachers
+    corpus, first, _, _ = teachers
     out = tmp_path / "student"
     with pytest.raises(UserError, match="vocabulary of .* differs from the student's"):
         train(build_config(None, tiny_overrides(corpus, **{"data.vocab_size": 280, "distill.teachers": f"[{first}]"})),
@@ -130,7 +133,7 @@ def test_causal_only_hf_teacher_cannot_serve_mlm_phases(teachers, tmp_path):
     pytest.importorskip("transformers", reason="the hf extra is not installed")
     from antlm.export.hf import export_hf
 
-    corpus, first, _ = teachers
+    corpus, first, _, _ = teachers
     hf_dir = export_hf(first, tmp_path / "hf")
     extra = {"data.tokenizer": first / "tokenizer.json", "distill.teachers": f"[{hf_dir}]"}
     with pytest.raises(UserError, match="cannot serve the mlm phases"):
@@ -147,3 +150,12 @@ def test_causal_only_hf_teacher_cannot_serve_mlm_phases(teachers, tmp_path):
     own_features, own_weight, _ = student.head_inputs(batch.input_ids, True)
     torch.testing.assert_close(hf_features.reshape(own_features.shape), own_features, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(hf_weight, own_weight)
+
+
+def test_mlm_teacher_with_another_target_offset_is_refused(teachers, tmp_path):
+    corpus, first, second, _ = teachers  # second: an LTG-BERT run, offset 0; a BabyLlama student: offset 1
+    extra = {"data.tokenizer": first / "tokenizer.json", "distill.teachers": f"[{second}]"}
+    with pytest.raises(UserError, match="offset 0, the student at offset 1"):
+        train(build_config(None, tiny_overrides(corpus, **extra)), tmp_path / "refused", log=QUIET)
+    # CLM phases read next-token predictions, the same for every backbone.
+    assert train(build_config(None, tiny_overrides(corpus, schedule="6st_clm", **extra)), tmp_path / "clm", log=QUIET)["finished"]

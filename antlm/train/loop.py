@@ -232,7 +232,9 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
         from antlm.distill import TeacherEnsemble
 
         objectives = sorted({o for resolved in schedule.phases for o in resolved.phase.pattern})
-        teachers = TeacherEnsemble(cfg.distill, data.tokenizer.get_vocab(), objectives, device)
+        teachers = TeacherEnsemble(cfg.distill, data.tokenizer.get_vocab(), objectives, device,
+                                   student_offset=default_target_offset(cfg.model.backbone) if cfg.mlm.target_offset is None
+                                   else cfg.mlm.target_offset)
         log(f"distilling from {len(teachers.teachers)} teacher(s): alpha {cfg.distill.alpha}, T {cfg.distill.temperature}, "
             f"scale {cfg.distill.scale}, weighting {cfg.distill.weighting}")
     if info.is_main:
