@@ -26,3 +26,17 @@ def test_cpu_replication_smoke(tmp_path, capsys):
     assert results.count("paired t-test p =") == 2 + 2 + 4  # one line per non-baseline condition
     assert "(figures/main-babyllama-dev_loss.png)" in results and (tmp_path / "figures" / "main-babyllama-dev_loss.png").is_file()
     sys.modules.pop("cpu_replication", None)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "blimp_filtered").is_dir(), reason="shared data not found at ../shared/data")
+def test_distillation_recipe_smoke(tmp_path):
+    spec = importlib.util.spec_from_file_location("distillation_recipe", REPO / "experiments" / "distillation" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--smoke", "--out", str(tmp_path), "--set", "train.threads=1"]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "student-clm-distill" in report and "student-antlm-distill" in report
+    config = (tmp_path / "student-antlm-distill-s1" / "config.yaml").read_text()
+    assert "teacher-192" in config and "teacher-256" in config
+    sys.modules.pop("distillation_recipe", None)
+    sys.modules.pop("run", None)
