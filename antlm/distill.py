@@ -15,6 +15,7 @@ target offset). They run without gradients, in eval mode, in bf16 on CUDA.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -64,19 +65,13 @@ class Teacher:
                     target_index: Optional[Tensor]) -> tuple[Tensor, Tensor, Optional[Tensor]]:
         from antlm.models import select_positions
 
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else _null()
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
         with autocast:
             if self.kind == "antlm":
                 return self.model.head_inputs(input_ids, causal, target_mask=target_mask, target_index=target_index)
             hidden = self.model(input_ids=input_ids, output_hidden_states=True).hidden_states[-1]
         head = self.model.get_output_embeddings()
         return select_positions(hidden, target_mask, target_index), head.weight, head.bias
-
-
-def _null():
-    from contextlib import nullcontext
-
-    return nullcontext()
 
 
 def _is_antlm_model(directory: Path) -> bool:

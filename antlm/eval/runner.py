@@ -87,8 +87,6 @@ def score_items(model, tokenizer, items: list[Item], backend: str, options: Eval
                 else:
                     requests.append(scoring.encode_masked(tokenizer, item.context, text))
     policy = overlong_for(options, backend)
-    if policy == "window" and backend != "causal":
-        raise UserError("--overlong window is the causal pipeline's rule; masked scoring takes context, skip or error")
     describe = lambda index: f"item {items[index // 2].id} ({'good' if index % 2 == 0 else 'bad'} sentence)"  # noqa: E731
     fitted = scoring.fit_length(requests, model.cfg.max_seq_len, policy, shift=int(backend == "causal"), describe=describe)
     if fitted.cut or fitted.skipped:

@@ -68,6 +68,8 @@ def fit_length(requests: list[Request], limit: int, policy: str = "context", shi
     """
     if policy not in OVERLONG:
         raise UserError(f"unknown over-long policy '{policy}' ({', '.join(OVERLONG)})")
+    if policy == "window" and shift == 0:
+        raise UserError("--overlong window is the causal pipeline's rule; masked scoring takes context, skip or error")
     room = limit + shift
     fitted, cut, skipped = [], 0, []
     for index, request in enumerate(requests):
@@ -161,8 +163,6 @@ def pll_scores(
         raise UserError(f"unknown PLL variant '{variant}' (original or within_word_l2r)")
     if reduction not in ("sum", "mean"):
         raise UserError(f"unknown reduction '{reduction}' (sum or mean)")
-    if overlong == "window":
-        raise UserError("--overlong window is the causal pipeline's rule; masked scoring takes context, skip or error")
     fitted = fit_length(requests, model.cfg.max_seq_len, overlong)
     requests = fitted.requests
     device = next(model.parameters()).device

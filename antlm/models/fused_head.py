@@ -40,6 +40,18 @@ def _chunk_loss(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor
     return ((log_norm - picked) * valid).sum(), log_norm, safe, valid
 
 
+def _accumulate_grads(grad_logits: Tensor, rows: Tensor, start: int, matmul_weight: Tensor, grad_features: Optional[Tensor],
+                      grad_weight: Optional[Tensor], grad_bias: Optional[Tensor]) -> None:
+    """Turn one chunk's d loss / d logits into its share of the feature, weight and bias gradients."""
+    if grad_bias is not None:
+        grad_bias += grad_logits.sum(0)
+    grad_logits = grad_logits.to(rows.dtype)
+    if grad_features is not None:
+        grad_features[start:start + rows.size(0)] = grad_logits @ matmul_weight
+    if grad_weight is not None:
+        grad_weight += (grad_logits.t() @ rows).float()
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, features: Tensor, weight: Tensor, bias: Optional[Tensor], targets: Tensor,
@@ -60,13 +72,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             grad_logits = logits.sub_(log_norm.unsqueeze(1)).exp_()
             grad_logits[torch.arange(rows.size(0), device=rows.device), safe] -= 1.0
             grad_logits *= valid.unsqueeze(1)
-            if grad_bias is not None:
-                grad_bias += grad_logits.sum(0)
-            grad_logits = grad_logits.to(features.dtype)
-            if grad_features is not None:
-                grad_features[start:start + chunk_rows] = grad_logits @ matmul_weight
-            if grad_weight is not None:
-                grad_weight += (grad_logits.t() @ rows).float()
+            _accumulate_grads(grad_logits, rows, start, matmul_weight, grad_features, grad_weight, grad_bias)
         ctx.save_for_backward(grad_features, grad_weight, grad_bias)
         ctx.dtypes = (features.dtype, weight.dtype, None if bias is None else bias.dtype)
         return total
@@ -150,13 +156,7 @@ class _LinearDistill(torch.autograd.Function):
             ce, kl, grad_logits = _distill_chunk(logits, targets[start:stop], probs, alpha, kl_weight, temperature, True)
             ce_total += ce
             kl_total += kl
-            if grad_bias is not None:
-                grad_bias += grad_logits.sum(0)
-            grad_logits = grad_logits.to(features.dtype)
-            if grad_features is not None:
-                grad_features[start:stop] = grad_logits @ matmul_weight
-            if grad_weight is not None:
-                grad_weight += (grad_logits.t() @ rows).float()
+            _accumulate_grads(grad_logits, rows, start, matmul_weight, grad_features, grad_weight, grad_bias)
         ctx.save_for_backward(grad_features, grad_weight, grad_bias)
         ctx.dtypes = (features.dtype, weight.dtype, None if bias is None else bias.dtype)
         ctx.mark_non_differentiable(ce_total, kl_total)
