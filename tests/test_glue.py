@@ -347,6 +347,13 @@ def test_settings_in_the_recipe_slot_mean_the_clean_recipe(models, shared_layout
     assert entry["recipe"] == "clean" and entry["epochs_run"] == 1
 
 
+@pytest.mark.parametrize("where", ["glue_filtered", "evaluation_data/glue_filtered", "full_eval/glue_filtered",
+                                   "evaluation_data/full_eval/glue_filtered"])
+def test_official_layouts_of_both_years(tmp_path, where):
+    write_jsonl(tmp_path / where / "rte.valid.jsonl", toy_rows(3, 1))
+    assert glue.load_task_data(tmp_path, "rte").validation_path == tmp_path / where / "rte.valid.jsonl"
+
+
 def test_bad_inputs_are_user_errors(models, shared_layout, tmp_path):
     with pytest.raises(UserError, match="unknown GLUE task.*known: boolq, cola"):
         run_glue(models["babyllama"], shared_layout, ["stsb"], "causal", GLUE_CLEAN, log=QUIET)

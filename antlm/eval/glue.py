@@ -12,7 +12,8 @@ Data layouts (detected from `data_dir`):
               validation_mismatched.jsonl
   * official: <dir>/glue_filtered/<task>.train.jsonl, <task>.valid.jsonl, and for mnli
               mnli-mm.valid.jsonl (also accepted: mnli_mismatched.valid.jsonl,
-              mnli-mismatched.valid.jsonl)
+              mnli-mismatched.valid.jsonl); <dir> may be an evaluation_data/ folder of either
+              year (2025: glue_filtered/ under full_eval/)
 `data_dir` may also be the `glue/` or `glue_filtered/` folder itself.
 
 Backends (how the one AntLM network reads an input): `causal` runs it under the causal mask,
@@ -150,7 +151,9 @@ def read_jsonl(path: Path, task: str) -> list[Row]:
 
 def _task_paths(data_dir: Path, task: str) -> tuple[Path, Path, Optional[Path]]:
     """(train, validation, mnli-mismatched or None) paths in whichever layout `data_dir` holds."""
-    for root, layout in ((data_dir / "glue", "shared"), (data_dir / "glue_filtered", "official"),
+    official = [data_dir / sub / "glue_filtered" for sub in (".", "full_eval", "evaluation_data",
+                                                            "evaluation_data/full_eval")]
+    for root, layout in ((data_dir / "glue", "shared"), *((r, "official") for r in official),
                          (data_dir, "shared"), (data_dir, "official")):
         if layout == "shared" and any((root / t / "validation.jsonl").is_file() for t in DATA_TASKS):
             folder = root / task
@@ -163,7 +166,7 @@ def _task_paths(data_dir: Path, task: str) -> tuple[Path, Path, Optional[Path]]:
                 mismatched = found[0] if found else root / MISMATCHED_OFFICIAL[0]
             return root / f"{task}.train.jsonl", root / f"{task}.valid.jsonl", mismatched
     raise UserError(f"no GLUE data in {data_dir}: expected glue/<task>/validation.jsonl (shared layout) "
-                    "or glue_filtered/<task>.valid.jsonl (BabyLM 2024 layout)")
+                    "or [full_eval/]glue_filtered/<task>.valid.jsonl (BabyLM 2024 / 2025 layout)")
 
 
 def load_task_data(data_dir, task: str, require_validation: bool = True) -> TaskData:
