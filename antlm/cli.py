@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Optional
 
 from antlm.errors import UserError
 
@@ -52,26 +53,39 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its newest valid checkpoint")
     train.add_argument("--force", action="store_true", help="replace a run that already exists in --out")
 
-    evaluate = commands.add_parser("eval", help="evaluate a model on the BabyLM 2024 suite")
+    evaluate = commands.add_parser("eval", help="evaluate a model on the BabyLM suites (2024 or 2025 pipeline)")
     evaluate.add_argument("model", help="run directory or its final/")
-    evaluate.add_argument("--data", required=True, help="evaluation_data/ (BabyLM 2024) or ../shared/data")
-    evaluate.add_argument("--tasks", default="blimp,blimp_supplement,ewok,glue", help="comma-separated (default: all)")
-    evaluate.add_argument("--backend", default="causal", choices=("causal", "mlm", "hybrid"))
-    evaluate.add_argument("--compat", dest="mode", default="babylm2024", choices=("babylm2024", "clean"),
-                          help="babylm2024 reproduces the official pipeline's quirks; clean drops them")
+    evaluate.add_argument("--data", required=True,
+                          help="evaluation_data/ (BabyLM 2024, or 2025 with full_eval/ and fast_eval/) or ../shared/data")
+    evaluate.add_argument("--tasks", help="comma-separated (default: the compat mode's suite: babylm2024 and clean "
+                                          "blimp,blimp_supplement,ewok,glue; babylm2025 adds entity_tracking, wug_adj, "
+                                          "wug_past, reading, and takes comps, aoa, glue when asked)")
+    evaluate.add_argument("--backend", default="causal", choices=("causal", "mlm", "mntp", "hybrid"),
+                          help="mlm reads a masked token's prediction at the mask, mntp one position left; under "
+                               "babylm2024/clean, mlm reads wherever the model predicts")
+    evaluate.add_argument("--compat", dest="mode", default="babylm2024", choices=("babylm2024", "babylm2025", "clean"),
+                          help="babylm2024 / babylm2025 reproduce those official pipelines, quirks included; "
+                               "clean is antlm's own scoring without them")
+    evaluate.add_argument("--eval-set", default="full", choices=("full", "fast"),
+                          help="babylm2025: the full sets or the fast_eval subsets scored at every checkpoint")
+    evaluate.add_argument("--temperatures", help="MIN[:MAX[:STEP]] (babylm2025/clean): scores at each temperature "
+                                                 "from MIN to MAX (step 0.05), reports the best, as --min/max_temperature")
     evaluate.add_argument("--variant", default="original", choices=("original", "within_word_l2r"), help="PLL variant")
-    evaluate.add_argument("--reduction", choices=("sum", "mean"), help="default: mean for masked models in babylm2024 mode, else sum")
+    evaluate.add_argument("--reduction", choices=("sum", "mean"), help="default: the compat mode's (babylm2024 masked: mean; else sum)")
     evaluate.add_argument("--limit", type=int, help="first N items of each subtask (quick checks)")
-    evaluate.add_argument("--overlong", choices=("context", "window", "skip", "error"),
+    evaluate.add_argument("--overlong", choices=("context", "window", "skip", "error", "extend"),
                           help="items longer than the model's window: babylm2024 causal default window (the last "
-                               "max_len+1 tokens, as lm-eval), else context (cut context, error if the target does not fit); "
-                               "skip leaves them out and counts them")
+                               "max_len+1 tokens, as lm-eval), babylm2025 extend (BabyLlama reads past its window as its Llama export does; "
+                               "encoders: error), else context "
+                               "(cut context, error if the target does not fit); skip leaves them out and counts them")
     evaluate.add_argument("--out", default="results.json")
-    evaluate.add_argument("--submission", help="also write the BabyLM submission file (.json.gz)")
+    evaluate.add_argument("--submission", help="also write the BabyLM 2024 submission file (.json.gz)")
+    evaluate.add_argument("--results-dir", help="also write the 2025 pipeline's results folder (DIR/<model>/<revision>/...)")
+    evaluate.add_argument("--revision", default="main", help="revision name in the 2025 results folder (default main)")
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--batch-tokens", type=int, default=16384)
     evaluate.add_argument("--glue-tasks", help="comma-separated subset of GLUE tasks")
-    evaluate.add_argument("--glue-epochs", type=int, help="fewer fine-tuning epochs than the recipe's 10")
+    evaluate.add_argument("--glue-epochs", type=int, help="fewer fine-tuning epochs than the recipe's")
     evaluate.add_argument("--glue-train-limit", type=int, help="first N training examples per GLUE task")
     evaluate.add_argument("--glue-eval-limit", type=int, help="first N validation examples per GLUE task")
 
@@ -142,7 +156,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_temperatures(text: Optional[str]) -> Optional[list[float]]:
+    """MIN[:MAX[:STEP]] -> the temperatures the 2025 `run.py` sweeps (torch.arange(MIN, MAX + STEP, STEP))."""
+    if not text:
+        return None
+    try:
+        parts = [float(p) for p in text.split(":")]
+    except ValueError:
+        raise UserError(f"--temperatures '{text}': expected MIN[:MAX[:STEP]] numbers") from None
+    if len(parts) > 3 or any(p <= 0 for p in parts):
+        raise UserError(f"--temperatures '{text}': expected MIN[:MAX[:STEP]], all positive")
+    low, high, step = parts[0], parts[1] if len(parts) > 1 else parts[0], parts[2] if len(parts) > 2 else 0.05
+    if high < low:
+        raise UserError(f"--temperatures '{text}': MAX is below MIN")
+    import torch
+
+    return [round(t, 6) for t in torch.arange(low, high + step, step, dtype=torch.float64).tolist() if t <= high + 1e-9]
+
+
 def run_eval_command(args: argparse.Namespace) -> int:
+    from antlm.eval.outputs import check_output_dir
     from antlm.eval.runner import EvalOptions, check_output_path, format_table, run_eval, set_threads_for, write_outputs
     from antlm.eval.tasks import parse_task_list
     from antlm.train.loop import pick_device
@@ -153,19 +186,24 @@ def run_eval_command(args: argparse.Namespace) -> int:
     check_output_path(Path(args.out), "--out")
     if args.submission:
         check_output_path(Path(args.submission), "--submission")
+    if args.results_dir:
+        check_output_dir(Path(args.results_dir), "--results-dir")
     glue = {key: value for key, value in (("max_epochs", args.glue_epochs), ("train_limit", args.glue_train_limit),
                                           ("eval_limit", args.glue_eval_limit)) if value is not None}
     options = EvalOptions(
-        tasks=parse_task_list(args.tasks), backend=args.backend, mode=args.mode, variant=args.variant,
-        reduction=args.reduction, limit=args.limit, batch_tokens=args.batch_tokens, device=args.device,
-        progress=sys.stderr.isatty(), glue=glue, overlong=args.overlong,
+        tasks=parse_task_list(args.tasks) if args.tasks else None, backend=args.backend, mode=args.mode,
+        variant=args.variant, reduction=args.reduction, limit=args.limit, batch_tokens=args.batch_tokens,
+        device=args.device, progress=sys.stderr.isatty(), glue=glue, overlong=args.overlong,
         glue_tasks=[t.strip() for t in args.glue_tasks.split(",")] if args.glue_tasks else None,
+        eval_set=args.eval_set, temperatures=parse_temperatures(args.temperatures),
     )
     set_threads_for(args.device)
     results = run_eval(Path(args.model), Path(args.data), options, log=_log)
-    write_outputs(results, Path(args.out), Path(args.submission) if args.submission else None)
+    write_outputs(results, Path(args.out), Path(args.submission) if args.submission else None,
+                  Path(args.results_dir) if args.results_dir else None, args.revision)
     print(format_table(results))
-    _log(f"results written to {args.out}" + (f", submission to {args.submission}" if args.submission else ""))
+    _log(f"results written to {args.out}" + (f", submission to {args.submission}" if args.submission else "")
+         + (f", 2025 results folder under {args.results_dir}" if args.results_dir else ""))
     return 0
 
 

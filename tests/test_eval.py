@@ -190,7 +190,7 @@ def test_long_context_is_cut_from_the_left():
     fitted = scoring.fit_length([request], 20)
     (cut,) = fitted.requests
     assert fitted.cut == 1 and cut.target == (5, 6, 7) and cut.prefix == tuple(range(23, 40))
-    with pytest.raises(UserError, match=r"request 0 needs 30 tokens.*--overlong window.*--overlong skip"):
+    with pytest.raises(UserError, match=r"request 0 needs 30 tokens.*--overlong skip.*--overlong window"):
         scoring.fit_length([scoring.Request((1,), tuple(range(1, 30)))], 20)
 
 
@@ -220,20 +220,20 @@ def test_overlong_items_score_as_the_2024_pipeline_and_can_be_skipped(tiny_model
 
     model, tok = load_model(tiny_model)
     long_text = " ".join(["the big dog sees the small cat near the house ."] * 12)
-    items = [Item("t_0", "", "the dog runs .", "the dog run ."), Item("t_1", "", long_text, "the cat .")]
+    items = [Item("t_0", "", ("the dog runs .", "the dog run .")), Item("t_1", "", (long_text, "the cat ."))]
     stats = {}
-    pairs = runner_lib.score_items(model, tok, items, "causal", EvalOptions(tasks=["blimp"]), stats=stats)
+    pairs = runner_lib.score_items(model, tok, items, "causal", EvalOptions(tasks=["blimp"]), stats=stats)[1.0]
     assert stats == {"policy": "window", "inputs_cut": 1, "inputs_skipped": 0}
     ids = ([tok.token_to_id("<s>")] + tok.encode(long_text, add_special_tokens=False).ids)[-65:]
     with torch.no_grad():
         logprobs = torch.log_softmax(model(torch.tensor([ids[:-1]]), causal=True)[0].float(), -1)
     direct = sum(logprobs[k - 1, ids[k]].item() for k in range(1, 65))
     assert pairs[1][0] == pytest.approx(direct, abs=1e-4)
-    with pytest.raises(UserError, match=r"item t_1 \(good sentence\) needs .* --overlong skip"):
+    with pytest.raises(UserError, match=r"item t_1 \(option 1\) needs .*--overlong skip"):
         runner_lib.score_items(model, tok, items, "causal", EvalOptions(tasks=["blimp"], mode="clean"))
     skip = EvalOptions(tasks=["blimp"], mode="clean", overlong="skip")
     stats = {}
-    pairs = runner_lib.score_items(model, tok, items, "mlm", skip, stats=stats)
+    pairs = runner_lib.score_items(model, tok, items, "mlm", skip, stats=stats)[1.0]
     assert stats["inputs_skipped"] == 1 and pairs[1][0] != pairs[1][0] and pairs[0][0] == pairs[0][0]  # NaN, finite
 
 
@@ -250,9 +250,9 @@ def test_compat_masked_text_is_the_2024_pipeline_join(tiny_model):
 
     def spy(model, requests, *args, **kwargs):
         seen.setdefault("requests", []).extend(requests)
-        return [0.0] * len(requests)
+        return {1.0: [0.0] * len(requests)}
 
-    item = Item("pair_0", "", "the cat sleeps .", "the cat sleep .")
+    item = Item("pair_0", "", ("the cat sleeps .", "the cat sleep ."))
     original = runner_lib.scoring.pll_scores
     runner_lib.scoring.pll_scores = spy
     try:

@@ -1,21 +1,11 @@
-"""`antlm eval`: the BabyLM 2024 suite for one model, with causal, masked or hybrid scoring.
+"""`antlm eval`: one model on the BabyLM suites, scored the way a pipeline module says
+(antlm/eval/pipelines/: `babylm2024`, `babylm2025`, `clean`), with causal, masked or hybrid scoring.
 
-Modes (recorded in every results file):
-- `babylm2024` reproduces the official 2024 pipeline's choices, quirks included:
-  1. ties count as correct (lm-eval takes the argmax over [good, bad] and the first index wins a tie);
-  2. causal, empty context (BLiMP, supplement): the sentence is scored after `<s>`;
-  3. causal, with a context (EWoK): the context is encoded without `<s>` (lm-eval adds no BOS for causal
-     models) and only the target's tokens are scored;
-  4. masked models: PLL with the `mean` reduction (per-token average, not the sum);
-  5. masked models: the text scored is minicons' join of the context (the EOS string when empty) and
-     " " + target with another space, `"</s>  " + sentence`; the lone space token that the double space
-     makes is scored and counted in the mean.
-- `clean` drops the quirks: ties count as wrong, `<s>` before every context, PLL `sum`, no EOS context.
+Every task entry carries a `label` (compat mode, backend, where a masked model's prediction is read,
+PLL variant, reduction, temperature, data set) so that no number leaves without what made it.
 """
 from __future__ import annotations
 
-import gzip
-import json
 import math
 import os
 import time
@@ -25,82 +15,180 @@ from typing import Callable, Optional
 
 import torch
 
-from antlm.data.tokenizer import EOS
 from antlm.errors import UserError
-from antlm.eval import scoring
-from antlm.eval.tasks import ZERO_SHOT_TASKS, Item, detect_layout, load_task
+from antlm.eval import pipelines, scoring
+from antlm.eval.pipelines.base import Pipeline, ScoringContext, masked_backend_check
+from antlm.eval.tasks import ZERO_SHOT_TASKS, Item, detect_layout, load_source, locate
 from antlm.model_io import load_model
 
-BACKENDS = ("causal", "mlm", "hybrid")
-MODES = ("babylm2024", "clean")
-MACRO_PARTS = ("blimp", "blimp_supplement", "ewok", "glue")
+BACKENDS = ("causal", "mlm", "mntp", "hybrid")
+MODES = tuple(pipelines.PIPELINES)
+WUG_TASKS = ("wug_adj", "wug_past")
 
 
 @dataclass
 class EvalOptions:
-    tasks: list[str]
+    tasks: Optional[list[str]] = None  # None: the pipeline's default task set
     backend: str = "causal"
     mode: str = "babylm2024"
     variant: str = "original"
-    reduction: Optional[str] = None  # None: the mode's default for each backend
+    reduction: Optional[str] = None  # None: the pipeline's default for each backend
     limit: Optional[int] = None
     batch_tokens: int = 16384
     device: str = "cpu"
     progress: bool = False
-    glue: dict = field(default_factory=dict)  # GlueSettings overrides
-    glue_tasks: Optional[list[str]] = None  # None: all seven
+    glue: dict = field(default_factory=dict)  # GLUE settings overrides
+    glue_tasks: Optional[list[str]] = None  # None: the recipe's task set
     glue_backends: Optional[list[str]] = None  # hybrid: fine-tune GLUE under these backends only (None: both)
-    overlong: Optional[str] = None  # items longer than the window; None: the mode's rule (overlong_for)
+    overlong: Optional[str] = None  # items longer than the window; None: the pipeline's rule
+    eval_set: str = "full"  # full or fast (the 2025 pipeline's fast_eval sets)
+    temperatures: Optional[list[float]] = None  # None: [1.0]; more than one: a sweep, best reported
 
 
 def overlong_for(options: EvalOptions, backend: str) -> str:
-    """babylm2024 causal: lm-eval's window (the last max_len + 1 tokens, what remains of the target is
-    scored); otherwise antlm's rule: cut context from the left, an item whose target does not fit is an
-    error that names it. `--overlong` overrides (skip: such items are left out and counted)."""
-    if options.overlong:
-        return options.overlong
-    return "window" if (backend == "causal" and options.mode == "babylm2024") else "context"
+    return options.overlong or pipelines.get(options.mode).overlong(backend)
 
 
 def reduction_for(options: EvalOptions, backend: str) -> str:
-    if options.reduction:
-        return options.reduction
-    return "mean" if (backend == "mlm" and options.mode == "babylm2024") else "sum"
+    return options.reduction or pipelines.get(options.mode).reduction(backend)
+
+
+def read_offset(pipeline: Pipeline, backend: str, model_offset: int) -> Optional[int]:
+    """Where a masked backend reads the prediction for a masked token (None for causal)."""
+    if backend == "causal":
+        return None
+    if backend == "mntp":
+        return 1
+    return 0 if pipeline.name == "babylm2025" else model_offset
+
+
+def backends_for(pipeline: Pipeline, backend: str, model_offset: int) -> list[str]:
+    if backend != "hybrid":
+        return [backend]
+    masked = ("mntp" if model_offset == 1 else "mlm") if pipeline.name == "babylm2025" else "mlm"
+    return ["causal", masked]
+
+
+def label_for(options: EvalOptions, backend: str, model_offset: int, temperature: float) -> dict:
+    pipeline = pipelines.get(options.mode)
+    masked = backend != "causal"
+    return {"compat": pipeline.name, "backend": backend, "read_offset": read_offset(pipeline, backend, model_offset),
+            "variant": options.variant if masked else None, "reduction": reduction_for(options, backend),
+            "temperature": temperature, "eval_set": options.eval_set}
 
 
 def score_items(model, tokenizer, items: list[Item], backend: str, options: EvalOptions, progress=None,
-                log: Callable = print, stats: Optional[dict] = None) -> list[tuple[float, float]]:
-    """(good, bad) scores per item; NaN where the over-long policy skipped a sentence. `stats`, when
-    given, receives the policy and how many inputs were cut or skipped."""
-    compat = options.mode == "babylm2024"
-    requests = []
-    for item in items:
-        for text in (item.good, item.bad):
-            if backend == "causal":
-                requests.append(scoring.encode_causal(tokenizer, item.context, text, bos_before_context=not compat))
-            else:
-                if compat:
-                    # The 2024 pipeline hands minicons the context (EOS when empty) and " " + text,
-                    # and minicons joins them with another " ": the text is "<ctx>  <text>", and the
-                    # lone space token this makes is scored with the target.
-                    requests.append(scoring.encode_masked(tokenizer, item.context or EOS, "  " + text))
-                else:
-                    requests.append(scoring.encode_masked(tokenizer, item.context, text))
+                log: Callable = print, stats: Optional[dict] = None) -> dict[float, list[list[float]]]:
+    """{temperature: per item, one score per option}; NaN where the over-long policy skipped an input.
+    `stats`, when given, receives the policy and how many inputs were cut or skipped."""
+    pipeline = pipelines.get(options.mode)
+    model_offset = model.antlm_config["mlm_target_offset"]
+    ctx = ScoringContext(tokenizer, model.antlm_config["backbone"], model_offset)
+    requests, owners = [], []
+    for index, item in enumerate(items):
+        encoded = pipeline.encode(item, backend, ctx)
+        requests += encoded
+        owners += [(index, option) for option in range(len(encoded))]
     policy = overlong_for(options, backend)
-    describe = lambda index: f"item {items[index // 2].id} ({'good' if index % 2 == 0 else 'bad'} sentence)"  # noqa: E731
+    if policy == "extend":
+        if hasattr(model, "extend_positions"):
+            model.extend_positions(max(len(r.prefix) + len(r.target) + len(r.suffix) for r in requests))
+        else:  # an encoder's export raises on such inputs (LTG-BERT's position buckets end at its window)
+            policy = "error"
+    describe = lambda i: f"item {items[owners[i][0]].id} (option {owners[i][1] + 1})"  # noqa: E731
     fitted = scoring.fit_length(requests, model.cfg.max_seq_len, policy, shift=int(backend == "causal"), describe=describe)
     if fitted.cut or fitted.skipped:
         log(f"warning: {fitted.cut + len(fitted.skipped)} of {len(requests)} {backend} inputs were longer than "
             f"max_seq_len={model.cfg.max_seq_len}: {fitted.cut} cut ({policy}), {len(fitted.skipped)} skipped")
     if stats is not None:
         stats.update(policy=policy, inputs_cut=fitted.cut, inputs_skipped=len(fitted.skipped))
+    temperatures = options.temperatures or [1.0]
     if backend == "causal":
-        values = scoring.causal_scores(model, requests, options.batch_tokens, progress, overlong=policy)
+        values = scoring.causal_scores(model, requests, options.batch_tokens, progress, overlong=policy,
+                                       temperatures=temperatures)
     else:
-        offset = model.antlm_config["mlm_target_offset"]
-        values = scoring.pll_scores(model, requests, scoring.mask_id_of(tokenizer), offset, options.variant,
-                                    reduction_for(options, backend), options.batch_tokens, progress, overlong=policy)
-    return [(values[2 * i], values[2 * i + 1]) for i in range(len(items))]
+        values = scoring.pll_scores(model, requests, scoring.mask_id_of(tokenizer), read_offset(pipeline, backend, model_offset),
+                                    options.variant, reduction_for(options, backend), options.batch_tokens, progress,
+                                    overlong=policy, temperatures=temperatures)
+    out = {}
+    for temperature, flat in values.items():
+        per_item: list[list[float]] = [[] for _ in items]
+        for (index, _), value in zip(owners, flat):
+            per_item[index].append(value)
+        out[temperature] = per_item
+    return out
+
+
+def choose(scores: list[float]) -> int:
+    """The first maximum, as np.argmax (2024) and torch.max (2025) take it."""
+    best = 0
+    for index, value in enumerate(scores):
+        if value > scores[best]:
+            best = index
+    return best
+
+
+def is_correct(item: Item, scores: list[float], ties_correct: bool) -> bool:
+    if not ties_correct:
+        return all(scores[0] > other for other in scores[1:])
+    # The 2025 results compare the chosen option's text with the correct one's; the 2024 argmax
+    # differs only when two options have the same text, and then their scores tie and index 0 wins.
+    return item.completions[choose(scores)].strip() == item.completions[0].strip()
+
+
+def _prediction_text(item: Item, chosen: int, pipeline: Pipeline, task: str) -> str:
+    if pipeline.name != "babylm2025":
+        return item.options[chosen]
+    return item.sentences[chosen] if task == "comps" else item.completions[chosen]
+
+
+def _softmax_first(scores: list[float]) -> float:
+    return torch.softmax(torch.tensor(scores, dtype=torch.float64), dim=0)[0].item()
+
+
+def summarize(task: str, subtasks: dict[str, list[Item]], per_item: list[list[float]], pipeline: Pipeline) -> dict:
+    """Scores of one task at one temperature: accuracy per subtask and per reported metadata value,
+    or for the wug tasks the Spearman correlation (x 100) with the human ratios."""
+    from scipy.stats import spearmanr
+
+    result: dict = {"subtasks": {}, "predictions": {}, "items_skipped": 0}
+    by: dict[str, dict[str, list[int]]] = {}
+    model_ratios, human_ratios = [], []
+    cursor = 0
+    for name, items in subtasks.items():
+        right, total, preds = 0, 0, []
+        for item in items:
+            scores = per_item[cursor]
+            cursor += 1
+            if any(math.isnan(s) for s in scores):
+                result["items_skipped"] += 1
+                continue
+            chosen = choose(scores)
+            prediction = {"id": item.id, "pred": _prediction_text(item, chosen, pipeline, task)}
+            if task in WUG_TASKS:
+                prediction["prob"] = _softmax_first(scores)
+                model_ratios.append(prediction["prob"])
+                human_ratios.append(item.meta["ratio"])
+            ok = is_correct(item, scores, pipeline.ties_correct)
+            right, total = right + ok, total + 1
+            for key in pipeline.report_by:
+                if item.meta.get(key) is not None:
+                    counts = by.setdefault(key, {}).setdefault(str(item.meta[key]), [0, 0])
+                    counts[0], counts[1] = counts[0] + ok, counts[1] + 1
+            preds.append(prediction)
+        result["subtasks"][name] = 100.0 * right / max(1, total)
+        result["predictions"][name] = {"predictions": preds}
+    if task in WUG_TASKS:
+        rho = spearmanr(model_ratios, human_ratios)[0] if len(model_ratios) > 1 else float("nan")
+        result["score"] = 100.0 * float(rho)
+        result["metric"] = "spearman_x100"
+        result["subtasks"] = {task: result["score"]}
+    else:
+        result["score"] = pipeline.task_score(task, result["subtasks"])
+        result["metric"] = "accuracy"
+    if by:
+        result["by"] = {key: {value: 100.0 * c[0] / c[1] for value, c in values.items()} for key, values in by.items()}
+    return result
 
 
 def _progress_bar(total: int, label: str, enabled: bool):
@@ -112,45 +200,59 @@ def _progress_bar(total: int, label: str, enabled: bool):
     return bar, bar.update
 
 
+def best_temperature(by_temperature: dict[float, dict]) -> float:
+    """The first temperature with the highest score (the 2025 `run.py` keeps the first strict maximum)."""
+    best = None
+    for temperature, summary in by_temperature.items():
+        score = summary["score"]
+        if best is None or (not math.isnan(score) and (math.isnan(by_temperature[best]["score"]) or score > by_temperature[best]["score"])):
+            best = temperature
+    return best
+
+
 def evaluate_zero_shot(model, tokenizer, data_dir: Path, backend: str, options: EvalOptions, log: Callable) -> tuple[dict, dict]:
     """(scores, predictions) for the zero-shot tasks asked for."""
-    ties_win = options.mode == "babylm2024"
+    pipeline = pipelines.get(options.mode)
+    model_offset = model.antlm_config["mlm_target_offset"]
     scores, predictions = {}, {}
     for task in [t for t in options.tasks if t in ZERO_SHOT_TASKS]:
         start = time.perf_counter()
-        subtasks = load_task(data_dir, task, options.limit)
+        source = locate(data_dir, task, options.eval_set)
+        subtasks = load_source(source, task, options.limit)
         items = [item for name in subtasks for item in subtasks[name]]
-        bar, update = _progress_bar(len(items) * 2, f"{task} ({backend})", options.progress)
+        bar, update = _progress_bar(sum(len(i.options) for i in items), f"{task} ({backend})", options.progress)
         overlong: dict = {}
-        pairs = score_items(model, tokenizer, items, backend, options, update, log, overlong)
+        per_temperature = score_items(model, tokenizer, items, backend, options, update, log, overlong)
         if bar:
             bar.close()
-        result, preds, cursor, skipped = {}, {}, 0, 0
-        for name, subtask_items in subtasks.items():
-            chunk = pairs[cursor:cursor + len(subtask_items)]
-            cursor += len(subtask_items)
-            # An item with a skipped sentence (NaN) is left out of its subtask's accuracy.
-            scored = [(item, (g >= b) if ties_win else (g > b)) for item, (g, b) in zip(subtask_items, chunk)
-                      if not (math.isnan(g) or math.isnan(b))]
-            skipped += len(subtask_items) - len(scored)
-            result[name] = 100.0 * sum(ok for _, ok in scored) / max(1, len(scored))
-            preds[name] = {"predictions": [{"id": item.id, "pred": item.good if ok else item.bad} for item, ok in scored]}
+        summaries = {t: summarize(task, subtasks, per_item, pipeline) for t, per_item in per_temperature.items()}
+        best = best_temperature(summaries)
+        chosen = summaries[best]
         seconds = time.perf_counter() - start
-        scores[task] = {"score": sum(result.values()) / len(result), "subtasks": result, "items": len(items),
-                        "overlong": {**overlong, "items_skipped": skipped}, "seconds": round(seconds, 1)}
-        predictions[task] = preds
-        log(f"{task} [{backend}]: {scores[task]['score']:.2f} over {len(result)} subtasks, {len(items)} items, {seconds:.0f}s")
+        entry = {"score": chosen["score"], "metric": chosen["metric"], "subtasks": chosen["subtasks"],
+                 "items": len(items), "dataset": source.dataset, "label": label_for(options, backend, model_offset, best),
+                 "overlong": {**overlong, "items_skipped": chosen["items_skipped"]}, "seconds": round(seconds, 1)}
+        if "by" in chosen:
+            entry["by"] = chosen["by"]
+        if len(summaries) > 1:
+            entry["temperature_sweep"] = {f"{t:g}": s["score"] for t, s in summaries.items()}
+        scores[task] = entry
+        predictions[task] = chosen["predictions"]
+        log(f"{task} [{backend}, {options.mode}, {options.eval_set}, T={best:g}]: {entry['score']:.2f} "
+            f"({entry['metric']}) over {len(entry['subtasks'])} subtasks, {len(items)} items, {seconds:.0f}s")
     return scores, predictions
 
 
-def macro_average(task_scores: dict, glue: Optional[dict]) -> dict:
-    parts = dict(task_scores)
+def macro_average(task_scores: dict, glue: Optional[dict], parts: tuple[str, ...] = ("blimp", "blimp_supplement", "ewok", "glue")) -> dict:
+    if not parts:
+        return {"macro": None, "missing": [], "note": "this pipeline defines no macro-average; tasks are reported on their own"}
+    scored = dict(task_scores)
     if glue and glue.get("score") is not None:
-        parts["glue"] = glue
-    missing = [p for p in MACRO_PARTS if p not in parts]
+        scored["glue"] = glue
+    missing = [p for p in parts if p not in scored]
     if missing:
         return {"macro": None, "missing": missing}
-    out = {"macro": sum(parts[p]["score"] for p in MACRO_PARTS) / len(MACRO_PARTS), "missing": []}
+    out = {"macro": sum(scored[p]["score"] for p in parts) / len(parts), "missing": []}
     if glue.get("tasks_not_run"):
         out["note"] = f"GLUE averaged over the tasks that ran; not run: {', '.join(glue['tasks_not_run'])}"
     return out
@@ -165,23 +267,44 @@ def _glue_summary(entries: dict) -> dict:
     }
 
 
-def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callable = print) -> dict:
+def check_options(options: EvalOptions, pipeline: Pipeline) -> None:
     if options.backend not in BACKENDS:
-        raise UserError(f"unknown backend '{options.backend}' (causal, mlm or hybrid)")
-    if options.mode not in MODES:
-        raise UserError(f"unknown mode '{options.mode}' (babylm2024 or clean)")
+        raise UserError(f"unknown backend '{options.backend}' ({', '.join(BACKENDS)})")
+    if options.tasks is None:
+        options.tasks = list(pipeline.default_tasks)
+    outside = [t for t in options.tasks if t not in pipeline.tasks]
+    if outside:
+        raise UserError(f"--compat {pipeline.name} does not run {', '.join(outside)} (it runs {', '.join(pipeline.tasks)})")
+    if options.eval_set not in pipeline.eval_sets:
+        raise UserError(f"--compat {pipeline.name} has no '{options.eval_set}' evaluation set ({', '.join(pipeline.eval_sets)})")
+    temperatures = options.temperatures or [1.0]
+    if any(t <= 0 for t in temperatures):
+        raise UserError("temperatures must be positive")
+    if temperatures != [1.0] and not pipeline.temperature_sweep:
+        raise UserError(f"--compat {pipeline.name} scores at temperature 1 only (babylm2025 and clean take --temperatures)")
+
+
+def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callable = print) -> dict:
+    pipeline = pipelines.get(options.mode)
+    check_options(options, pipeline)
     layout = detect_layout(data_dir)
     model, tokenizer = load_model(model_path, options.device)
-    backends = ["causal", "mlm"] if options.backend == "hybrid" else [options.backend]
+    model_offset = model.antlm_config["mlm_target_offset"]
+    backends = backends_for(pipeline, options.backend, model_offset)
+    for backend in backends:
+        problem = masked_backend_check(backend, model_offset, strict=pipeline.name == "babylm2025")
+        if problem:
+            raise UserError(problem)
     results = {
         "model": str(model_path), "backbone": model.antlm_config["backbone"], "data": str(data_dir),
         "layout": layout, "mode": options.mode, "backend": options.backend, "variant": options.variant,
-        "limit": options.limit, "tasks": options.tasks, "results": {}, "complete": False,
+        "eval_set": options.eval_set, "limit": options.limit, "tasks": options.tasks, "results": {}, "complete": False,
         "overlong": {b: overlong_for(options, b) for b in backends},
     }
     submission: dict = {}
     for backend in backends:
-        entry = {"reduction": reduction_for(options, backend), "variant": options.variant if backend == "mlm" else None}
+        entry = {"reduction": reduction_for(options, backend), "variant": options.variant if backend != "causal" else None,
+                 "read_offset": read_offset(pipeline, backend, model_offset)}
         task_scores, predictions = evaluate_zero_shot(model, tokenizer, data_dir, backend, options, log)
         entry["tasks"] = task_scores
         glue = None
@@ -190,11 +313,12 @@ def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callab
 
             settings = GlueSettings(**options.glue)
             glue_tasks = options.glue_tasks or list(GLUE_TASKS)
-            glue_entries = run_glue(model_path, data_dir, glue_tasks, backend, settings, options.device, log, options.progress)
+            glue_backend = "causal" if backend == "causal" else "mlm"
+            glue_entries = run_glue(model_path, data_dir, glue_tasks, glue_backend, settings, options.device, log, options.progress)
             glue = _glue_summary(glue_entries)
             entry["tasks"]["glue"] = glue
             predictions["glue"] = {t: {"predictions": e["predictions"]} for t, e in glue_entries.items() if e.get("status") == "ok"}
-        entry.update(macro_average(task_scores, glue))
+        entry.update(macro_average(task_scores, glue, pipeline.macro_parts))
         results["results"][backend] = entry
         submission[backend] = predictions
     reduced_glue = any(k in options.glue for k in ("train_limit", "eval_limit", "max_epochs")) or options.glue_tasks
@@ -205,66 +329,10 @@ def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callab
     return results
 
 
-def check_output_path(path: Path, what: str) -> None:
-    """Fail before any scoring when an output could not be written."""
-    if path.is_dir():
-        raise UserError(f"{what} {path} is a directory; give a file path")
-    parent = path.parent if str(path.parent) else Path(".")
-    existing = next((p for p in [parent, *parent.parents] if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise UserError(f"{what} {path}: {existing} is not a directory")
-    if existing is not None and not os.access(existing, os.W_OK):
-        raise UserError(f"{what} {path}: {existing} is not writable")
-
-
-def write_outputs(results: dict, out: Path, submission_path: Optional[Path]) -> None:
-    """Write results.json (and the gzipped submission) only once everything has been scored; both
-    files go to temporary names first, so a failure replaces neither."""
-    submission = results.pop("submission")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staged: list[tuple[Path, Path]] = []
-    try:
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        staged.append((tmp, out))
-        tmp.write_text(json.dumps(results, indent=1))
-        if submission_path is not None:
-            submission_path.parent.mkdir(parents=True, exist_ok=True)
-            # A submission holds one prediction per item: hybrid runs submit their causal predictions.
-            backend = "causal" if "causal" in submission else next(iter(submission))
-            tmp = submission_path.with_name(f".{submission_path.name}.tmp-{os.getpid()}")
-            staged.append((tmp, submission_path))
-            with gzip.open(tmp, "wt", encoding="utf-8") as handle:
-                json.dump(submission[backend], handle)
-        for tmp, final in staged:
-            os.replace(tmp, final)
-    finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-
-
-def format_table(results: dict) -> str:
-    lines = [f"model {results['model']} ({results['backbone']}), mode {results['mode']}"
-             + (f", limit {results['limit']} per subtask" if results["limit"] else "")]
-    backends = list(results["results"])
-    header = "| task | " + " | ".join(f"{b} ({results['results'][b]['reduction']})" for b in backends) + " |"
-    lines += [header, "|---|" + "---|" * len(backends)]
-    tasks = [t for t in ("blimp", "blimp_supplement", "ewok", "glue") if any(t in results["results"][b]["tasks"] for b in backends)]
-    for task in tasks:
-        cells = []
-        for b in backends:
-            value = results["results"][b]["tasks"].get(task, {}).get("score")
-            cells.append("n/a" if value is None else f"{value:.2f}")
-        lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    macro = [results["results"][b]["macro"] for b in backends]
-    lines.append("| **macro** | " + " | ".join("n/a" if m is None else f"**{m:.2f}**" for m in macro) + " |")
-    for b in backends:
-        if results["results"][b]["missing"]:
-            lines.append(f"{b}: no macro-average; missing {', '.join(results['results'][b]['missing'])}")
-        if results["results"][b].get("note"):
-            lines.append(f"{b}: {results['results'][b]['note']}")
-    return "\n".join(lines)
-
-
 def set_threads_for(device: str) -> None:
     if device == "cpu" and os.environ.get("OMP_NUM_THREADS") is None:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+# The writers live in outputs.py; these names stay importable from here for existing callers.
+from antlm.eval.outputs import check_output_path, format_table, write_outputs  # noqa: E402,F401

@@ -18,7 +18,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 from tokenizers import Tokenizer
@@ -36,7 +36,7 @@ class Request:
     suffix: tuple[int, ...] = ()  # seen by masked models only (e.g. the closing </s>)
 
 
-OVERLONG = ("context", "window", "skip", "error")
+OVERLONG = ("context", "window", "skip", "error", "extend")
 
 
 @dataclass
@@ -51,7 +51,8 @@ def _too_long_error(request: Request, index: int, limit: int, describe: Optional
     name = describe(index) if describe else f"request {index}"
     need = len(request.prefix) + len(request.target) + len(request.suffix)
     return UserError(f"{name} needs {need} tokens, more than the model's max_seq_len={limit} allows "
-                     "(--overlong window keeps its last tokens, --overlong skip leaves such items out)")
+                     "(--overlong skip leaves such items out and counts them, --overlong context cuts their context; "
+                     "causal: --overlong window keeps the last tokens)")
 
 
 def fit_length(requests: list[Request], limit: int, policy: str = "context", shift: int = 0,
@@ -65,11 +66,15 @@ def fit_length(requests: list[Request], limit: int, policy: str = "context", shi
       keep the last limit + 1 tokens of prefix + target and score the target tokens that remain.
     - `skip`: leave out (score NaN) every request that does not fit whole.
     - `error`: any request that does not fit whole is an error naming it.
+    - `extend`: nothing is cut; the model reads past its window (only a model with `extend_positions`,
+      BabyLlama, as its Llama export does).
     """
     if policy not in OVERLONG:
         raise UserError(f"unknown over-long policy '{policy}' ({', '.join(OVERLONG)})")
     if policy == "window" and shift == 0:
         raise UserError("--overlong window is the causal pipeline's rule; masked scoring takes context, skip or error")
+    if policy == "extend":
+        return Fitted(list(requests))
     room = limit + shift
     fitted, cut, skipped = [], 0, []
     for index, request in enumerate(requests):
@@ -101,11 +106,24 @@ def _batches(groups: dict[int, list], batch_tokens: int) -> Iterable[tuple[int, 
             yield length, rows[start:start + per_batch]
 
 
+def _per_temperature(temperatures: Optional[Sequence[float]], count: int) -> dict[float, list[float]]:
+    return {t: [0.0] * count for t in (temperatures or (1.0,))}
+
+
+def _log_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    return torch.log_softmax(logits if temperature == 1.0 else logits / temperature, dim=-1)
+
+
+def _result(totals: dict[float, list[float]], temperatures: Optional[Sequence[float]]):
+    return totals if temperatures else totals[1.0]
+
+
 @torch.inference_mode()
 def causal_scores(model, requests: list[Request], batch_tokens: int = 16384, progress: Optional[Callable] = None,
-                  overlong: str = "context") -> list[float]:
+                  overlong: str = "context", temperatures: Optional[Sequence[float]] = None):
     """Sum of log-probabilities of each request's target tokens given everything before them (NaN for
-    a request skipped by the `overlong` policy, see fit_length)."""
+    a request skipped by the `overlong` policy, see fit_length). With `temperatures`, a dict
+    {temperature: scores} of log_softmax(logits / temperature), one forward pass for all of them."""
     fitted = fit_length(requests, model.cfg.max_seq_len, overlong, shift=1)
     requests = fitted.requests
     device = next(model.parameters()).device
@@ -114,20 +132,22 @@ def causal_scores(model, requests: list[Request], batch_tokens: int = 16384, pro
     for index, request in enumerate(requests):
         if index not in skipped:
             groups[len(request.prefix) + len(request.target)].append(index)
-    scores = [0.0] * len(requests)
+    totals = _per_temperature(temperatures, len(requests))
     for length, indices in _batches(groups, batch_tokens):
         ids = torch.tensor([requests[i].prefix + requests[i].target for i in indices], device=device)
-        logprobs = torch.log_softmax(model(ids[:, :-1], causal=True).float(), dim=-1)
-        token_lp = logprobs.gather(-1, ids[:, 1:, None]).squeeze(-1)
+        logits = model(ids[:, :-1], causal=True).float()
         starts = torch.tensor([len(requests[i].prefix) - 1 for i in indices], device=device)
         keep = torch.arange(length - 1, device=device)[None, :] >= starts[:, None]
-        for i, value in zip(indices, (token_lp * keep).sum(dim=1).tolist()):
-            scores[i] = value
+        for temperature, scores in totals.items():
+            token_lp = _log_softmax(logits, temperature).gather(-1, ids[:, 1:, None]).squeeze(-1)
+            for i, value in zip(indices, (token_lp * keep).sum(dim=1).tolist()):
+                scores[i] = value
         if progress:
             progress(len(indices))
-    for index in fitted.skipped:
-        scores[index] = float("nan")
-    return scores
+    for scores in totals.values():
+        for index in fitted.skipped:
+            scores[index] = float("nan")
+    return _result(totals, temperatures)
 
 
 def _mask_positions(request: Request, variant: str) -> list[tuple[int, list[int]]]:
@@ -156,9 +176,10 @@ def pll_scores(
     batch_tokens: int = 16384,
     progress: Optional[Callable] = None,
     overlong: str = "context",
-) -> list[float]:
+    temperatures: Optional[Sequence[float]] = None,
+):
     """Pseudo-log-likelihood of each request's target tokens under the bidirectional mask (NaN for a
-    request skipped by the `overlong` policy)."""
+    request skipped by the `overlong` policy); `temperatures` as in causal_scores."""
     if variant not in ("original", "within_word_l2r"):
         raise UserError(f"unknown PLL variant '{variant}' (original or within_word_l2r)")
     if reduction not in ("sum", "mean"):
@@ -171,7 +192,7 @@ def pll_scores(
         length = len(request.prefix) + len(request.target) + len(request.suffix)
         for position, masked in _mask_positions(request, variant):
             groups[length].append((index, masked, position))
-    totals = [0.0] * len(requests)
+    totals = _per_temperature(temperatures, len(requests))
     for length, rows in _batches(groups, batch_tokens):
         count = len(rows)
         base = torch.tensor([requests[r[0]].prefix + requests[r[0]].target + requests[r[0]].suffix for r in rows])
@@ -183,16 +204,18 @@ def pll_scores(
         targets = base[torch.arange(count), scored]
         # One query per copy: the model runs its last layer for the read position only.
         logits = model(inputs.to(device), causal=False, query_index=(scored - target_offset).to(device)).float()
-        values = torch.log_softmax(logits, dim=-1).gather(-1, targets.to(device)[:, None]).squeeze(-1).tolist()
-        for (index, _, _), value in zip(rows, values):
-            totals[index] += value
+        for temperature, sums in totals.items():
+            values = _log_softmax(logits, temperature).gather(-1, targets.to(device)[:, None]).squeeze(-1).tolist()
+            for (index, _, _), value in zip(rows, values):
+                sums[index] += value
         if progress:
             progress(count)
-    for index in fitted.skipped:
-        totals[index] = float("nan")
-    if reduction == "mean":
-        return [total / max(1, len(r.target)) for total, r in zip(totals, requests)]
-    return totals
+    for temperature, sums in totals.items():
+        for index in fitted.skipped:
+            sums[index] = float("nan")
+        if reduction == "mean":
+            totals[temperature] = [total / max(1, len(r.target)) for total, r in zip(sums, requests)]
+    return _result(totals, temperatures)
 
 
 def encode_causal(tokenizer: Tokenizer, context: str, text: str, bos_before_context: bool) -> Request:
@@ -211,6 +234,20 @@ def encode_masked(tokenizer: Tokenizer, context: str, text: str) -> Request:
     encoding = tokenizer.encode(text, add_special_tokens=False)
     words = tuple(w if w is not None else -1 for w in encoding.word_ids)
     return Request((bos,) + prefix, tuple(encoding.ids), words, (eos,))
+
+
+def encode_completion(tokenizer: Tokenizer, sentence: str, completion: str, bos: bool, eos: bool) -> Request:
+    """The 2025 pipeline's input (`sentence_zero_shot/dataset.py`): the whole sentence is tokenized
+    once, with the special tokens the exported tokenizer adds (`bos`, `eos`), and the scored tokens
+    are those whose character span ends after the completion starts (`end > start_char_idx`). A
+    special token's span is empty, so it is never scored."""
+    encoding = tokenizer.encode(sentence, add_special_tokens=False)
+    start = len(sentence) - len(completion)
+    first = next((i for i, (_, end) in enumerate(encoding.offsets) if end > start), len(encoding.ids))
+    ids = tuple(encoding.ids)
+    words = tuple(w if w is not None else -1 for w in encoding.word_ids)
+    head = (tokenizer.token_to_id(BOS),) if bos else ()
+    return Request(head + ids[:first], ids[first:], words[first:], (tokenizer.token_to_id(EOS),) if eos else ())
 
 
 def mask_id_of(tokenizer: Tokenizer) -> int:

@@ -134,12 +134,19 @@ class BabyLlama(nn.Module):
             else:
                 nn.init.normal_(param, std=std)
 
+    def extend_positions(self, length: int) -> None:
+        """Let inference read past max_seq_len, as the exported LlamaForCausalLM does (rotary positions
+        have no table edge there); the 2025 pipeline scores long items that way. Training keeps its check."""
+        if length > self.rope_cos.size(0):
+            cos, sin = rotary_tables(length, self.cfg.hidden_size // self.cfg.num_heads, self.cfg.rope_theta)
+            self.rope_cos, self.rope_sin = cos.to(self.rope_cos), sin.to(self.rope_sin)
+
     def hidden_states(self, input_ids: torch.Tensor, causal: bool, attention_mask: Optional[torch.Tensor] = None,
                       query_index: Optional[torch.Tensor] = None):
         """[B, T, H]; with `query_index` [B] (bidirectional only), just that position of each row, [B, H]:
         the last layer then runs attention and MLP for one query per row (what PLL scoring needs)."""
         length = input_ids.size(1)
-        if length > self.cfg.max_seq_len:
+        if length > self.rope_cos.size(0):
             raise ValueError(f"sequence of {length} tokens is longer than model.max_seq_len={self.cfg.max_seq_len}")
         if query_index is not None and causal:
             raise ValueError("query_index is for bidirectional scoring (causal=False)")
