@@ -542,7 +542,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("mlm.replace_mask + mlm.replace_random must lie in [0, 1]")
     choices = {
         "model.gelu": (m.gelu, ("tanh", "exact")), "model.residual_init": (m.residual_init, ("reference", "legacy")),
-        "mlm.span_masking": (mlm.span_masking, ("reference", "gptbert", "legacy")),
+        "mlm.span_masking": (mlm.span_masking, ("reference", "legacy", "gptbert")),
         "optim.lr_schedule": (o.lr_schedule, ("cosine", "trapezoid")),
         "mlm.replace_unit": (mlm.replace_unit, ("span", "token")),
         "optim.lamb_trust_ratio": (o.lamb_trust_ratio, ("decay_groups", "all")),
@@ -555,8 +555,6 @@ def validate(cfg: RunConfig) -> None:
     if t.z_loss < 0 or not 0 <= t.ema_decay < 1 or t.batch_warmup < 1:
         raise ConfigError(f"train.z_loss must be >= 0, train.ema_decay in [0, 1), train.batch_warmup >= 1; "
                           f"got {t.z_loss}, {t.ema_decay}, {t.batch_warmup}")
-    if t.z_loss and cfg.distill.teachers:
-        raise ConfigError("train.z_loss is not implemented with distillation (distill.teachers)")
     if m.position_max is not None and m.position_max < 0:
         raise ConfigError(f"model.position_max must be >= 0 (0 or null: model.max_seq_len), got {m.position_max}")
     if m.norm_eps is not None and not m.norm_eps > 0:

@@ -67,6 +67,9 @@ def mlm_batch(
         masked, span_draw = masking.reference_span_mask(maskable, mask_rate, cfg.mean_span_length,
                                                          cfg.max_span_length, generator)
         draw = span_draw if cfg.replace_unit == "span" else None
+    elif mode == "span" and cfg.span_masking == "gptbert":
+        masked, span_draw = masking.gptbert_span_mask(maskable, mask_rate, cfg.max_span_length, generator)
+        draw = span_draw if cfg.replace_unit == "span" else None
     elif mode == "span":
         masked = masking.span_mask(maskable, mask_rate, cfg.mean_span_length, cfg.max_span_length, generator)
     else:
