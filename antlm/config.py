@@ -53,7 +53,8 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     backbone: str = "babyllama"
-    """`babyllama` (Llama decoder) or `ltgbert` (LTG-BERT encoder)."""
+    """`babyllama` (Llama decoder), `ltgbert` (LTG-BERT encoder) or `gptbert` (GPT-BERT: LTG-BERT with
+    gated attention and layer weighting)."""
     hidden_size: int = 512
     num_layers: int = 16
     num_heads: int = 8
@@ -64,12 +65,12 @@ class ModelConfig:
     dropout: float = 0.0
     attention_dropout: float = 0.0
     norm_eps: Optional[float] = None
-    """None: the backbone's reference value (ltgbert 1e-7, babyllama 1e-6); resolved when the config
+    """None: the backbone's reference value (ltgbert 1e-7, babyllama 1e-6, gptbert 1e-5); resolved when the config
     is built, so config.yaml names the number used."""
     rope_theta: float = 10000.0
     """BabyLlama only."""
     position_buckets: int = 32
-    """LTG-BERT only: size of the log-bucketed relative-position table (per direction)."""
+    """LTG-BERT and GPT-BERT: size of the log-bucketed relative-position table (per direction)."""
     init_std: float = 0.02
     position_max: Optional[int] = 512
     """LTG-BERT only: the distance at which the log-bucketed relative positions reach the table
@@ -86,6 +87,11 @@ class ModelConfig:
     ltgbert the FFN up and down projections (not attention out_proj), babyllama none (plain
     normal(init_std) everywhere). `legacy` (antlm before version 2): ltgbert out_proj and down;
     babyllama o_proj and down_proj by 1/sqrt(2 * num_layers)."""
+    attention_gate: bool = True
+    """GPT-BERT only: multiply the attention context by GELU of a learned gate (the reference)."""
+    layer_weighting: bool = True
+    """GPT-BERT only: after each sub-layer the stream is a learned weighted sum of all earlier
+    states (DenseFormer's depth-weighted average, as the reference); off: the plain residual stream."""
 
 
 @dataclass
@@ -103,7 +109,10 @@ class MlmConfig:
     span_masking: str = "reference"
     """`reference` (LTG-BERT's SpanMaskingStrategy): a per-row masked count ~ Binomial(maskable, rate),
     spans added at uniform offsets (which may start before the row) until the count is reached.
-    `legacy` (antlm before version 2): spans start independently with probability rate/mean."""
+    `gptbert` (GPT-BERT's SpanMaskingStrategy): the row is cut into spans of uniform length
+    1..max_span_length, and whole spans with the lowest random scores are masked until
+    floor(rate * maskable + U) tokens. `legacy` (antlm before version 2): spans start
+    independently with probability rate/mean."""
     replace_unit: str = "span"
     """Whether the 80/10/10 choice (mask / random / keep) is drawn once per `span` (the reference;
     where spans overlap the later span wins) or per `token`. Token masking and legacy span masking
@@ -130,6 +139,12 @@ class OptimConfig:
     """Used when warmup_steps is not set."""
     min_lr_ratio: float = 0.1
     """The cosine decays to lr * min_lr_ratio at the last step."""
+    lr_schedule: str = "cosine"
+    """`cosine` (warmup, cosine to lr * min_lr_ratio) or `trapezoid` (warmup, constant lr, then the
+    cooldown). Either ends in the cooldown when cooldown_fraction > 0."""
+    cooldown_fraction: float = 0.0
+    """The last share of steps, over which the lr falls linearly to 0 from where the schedule
+    stands (GPT-BERT: 0.016, from lr * min_lr_ratio, as its cosine_schedule_with_warmup_cooldown)."""
     grad_clip: float = 1.0
     """Global gradient-norm clip; 0 disables it."""
     no_decay: str = "reference"
@@ -178,6 +193,17 @@ class TrainConfig:
     """Model-only checkpoints when words seen cross milestones, in DIR/word_checkpoints/chck_<N>M/:
     `babylm` (1M..10M, 20M..100M, 200M..1B, up to the track's cap), `none`, or a list such as
     `1M,5M,10M` (suffixes k, M, B). None: babylm under the 2025/2026 tracks, else none."""
+    z_loss: float = 0.0
+    """Adds z_loss * logsumexp(logits)^2 per target to the training loss (PaLM's z-loss; GPT-BERT 1e-4):
+    it keeps the softmax normaliser near 1. Dev losses are plain cross-entropy."""
+    ema_decay: float = 0.0
+    """Keep an exponential moving average of the weights, ema = decay * ema + (1 - decay) * w after
+    each update (GPT-BERT: 0.999); dev losses, word checkpoints and final/ (so eval and export) use
+    it, and checkpoints store it. 0: off."""
+    batch_warmup: float = 1.0
+    """The global batch starts this many times smaller and grows linearly with the step to
+    train.batch_size at the end (GPT-BERT: 4); phases keep their step counts, so fewer sequences
+    are seen. 1: off."""
     max_bad_steps: int = 5
     """Steps with a non-finite loss or gradient are skipped (no update); after this many the run
     stops, keeping its last good checkpoint."""
@@ -218,7 +244,7 @@ class RunConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
 
 
-BACKBONES = ("babyllama", "ltgbert")
+BACKBONES = ("babyllama", "ltgbert", "gptbert")
 
 DEFAULTS_VERSION = 2
 # The keys that defaults version 2 added, and the values that reproduce what antlm did before them
@@ -230,7 +256,7 @@ LEGACY_V1 = {
 }
 # norm_eps was always written out, so an old config names its value; only a missing one needs it.
 LEGACY_V1_NORM_EPS = 1e-5
-NORM_EPS = {"ltgbert": 1e-7, "babyllama": 1e-6}
+NORM_EPS = {"ltgbert": 1e-7, "babyllama": 1e-6, "gptbert": 1e-5}
 
 
 def upgrade_model_section(model: dict, version: int) -> dict:
@@ -457,8 +483,8 @@ def dump_yaml(cfg: RunConfig) -> str:
 def default_target_offset(backbone: str) -> int:
     # A decoder already maps position k to token k+1 in its CLM phases; MNTP keeps that mapping in
     # MLM phases, so both objectives train the same head semantics (GPT-BERT). LTG-BERT's native
-    # objective is in-place BERT masking.
-    return 1 if backbone == "babyllama" else 0
+    # objective is in-place BERT masking; GPT-BERT trains MNTP in both objectives.
+    return 0 if backbone == "ltgbert" else 1
 
 
 def default_masking(backbone: str) -> str:
@@ -516,13 +542,19 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("mlm.replace_mask + mlm.replace_random must lie in [0, 1]")
     choices = {
         "model.gelu": (m.gelu, ("tanh", "exact")), "model.residual_init": (m.residual_init, ("reference", "legacy")),
-        "mlm.span_masking": (mlm.span_masking, ("reference", "legacy")),
+        "mlm.span_masking": (mlm.span_masking, ("reference", "legacy", "gptbert")),
+        "optim.lr_schedule": (o.lr_schedule, ("cosine", "trapezoid")),
         "mlm.replace_unit": (mlm.replace_unit, ("span", "token")),
         "optim.lamb_trust_ratio": (o.lamb_trust_ratio, ("decay_groups", "all")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ConfigError(f"{key} must be {' or '.join(allowed)}, got '{value}'")
+    if not 0 <= o.warmup_fraction + o.cooldown_fraction < 1 or o.cooldown_fraction < 0:
+        raise ConfigError("optim.cooldown_fraction must be >= 0, and with optim.warmup_fraction below 1")
+    if t.z_loss < 0 or not 0 <= t.ema_decay < 1 or t.batch_warmup < 1:
+        raise ConfigError(f"train.z_loss must be >= 0, train.ema_decay in [0, 1), train.batch_warmup >= 1; "
+                          f"got {t.z_loss}, {t.ema_decay}, {t.batch_warmup}")
     if m.position_max is not None and m.position_max < 0:
         raise ConfigError(f"model.position_max must be >= 0 (0 or null: model.max_seq_len), got {m.position_max}")
     if m.norm_eps is not None and not m.norm_eps > 0:

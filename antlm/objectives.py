@@ -67,6 +67,9 @@ def mlm_batch(
         masked, span_draw = masking.reference_span_mask(maskable, mask_rate, cfg.mean_span_length,
                                                          cfg.max_span_length, generator)
         draw = span_draw if cfg.replace_unit == "span" else None
+    elif mode == "span" and cfg.span_masking == "gptbert":
+        masked, span_draw = masking.gptbert_span_mask(maskable, mask_rate, cfg.max_span_length, generator)
+        draw = span_draw if cfg.replace_unit == "span" else None
     elif mode == "span":
         masked = masking.span_mask(maskable, mask_rate, cfg.mean_span_length, cfg.max_span_length, generator)
     else:
@@ -97,11 +100,13 @@ def fixed_shape(batch: Batch, bucket: int) -> Batch:
     return Batch(batch.objective, batch.input_ids, targets, None, batch.causal, index)
 
 
-def loss_sum(model: torch.nn.Module, batch: Batch, distill=None) -> torch.Tensor:
+def loss_sum(model: torch.nn.Module, batch: Batch, distill=None, z_loss: float = 0.0) -> torch.Tensor:
     """Summed token cross-entropy (with `distill`, antlm.distill.DistillInputs for this batch: the
-    summed distillation loss); the caller divides by the (global) target count."""
+    summed distillation loss; `z_loss` > 0 adds z_loss * logsumexp^2 per target); the caller
+    divides by the (global) target count."""
+    extra = {"z_loss": z_loss} if z_loss else {}  # models without the argument (HF teachers) still work
     return model(batch.input_ids, causal=batch.causal, target_mask=batch.target_mask,
-                 target_index=batch.target_index, targets=batch.targets, distill=distill)
+                 target_index=batch.target_index, targets=batch.targets, distill=distill, **extra)
 
 
 def mask_rate_at(cfg: MlmConfig, step: int, total_steps: int) -> float:

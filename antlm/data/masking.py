@@ -98,6 +98,37 @@ def reference_span_mask(
     return masked, span_draw.gather(1, last.clamp(min=0))
 
 
+def gptbert_span_mask(
+    maskable: torch.Tensor, rate: float, max_span: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GPT-BERT's span masking (ltgoslo/gpt-bert pretraining/dataset.py, SpanMaskingStrategy and
+    MaskedDataset.apply_mask), batched.
+
+    Each row is cut into consecutive spans of lengths uniform in 1..max_span (the reference: 3);
+    each span draws one score, and the spans with the lowest scores are masked whole until at
+    least k = max(1, floor(rate * maskable + U)) tokens are (the span at the threshold is included
+    whole, so a row may get a few more). Returns (masked, span_draw) like reference_span_mask: one
+    uniform per span for the 80/10/10 choice. The reference also scales the scores by a softmax of
+    how often each token was masked in earlier epochs; antlm keeps no per-token history.
+    """
+    batch, length = maskable.shape
+    device = maskable.device
+    lengths = torch.randint(1, max_span + 1, (batch, length), generator=generator, device=device)
+    starts = lengths.cumsum(dim=1) - lengths
+    inside = (starts < length).float()
+    is_start = torch.zeros(batch, length, device=device).scatter_add_(1, starts.clamp(max=length - 1), inside)
+    span = is_start.cumsum(dim=1).long() - 1  # [B, T]: the span each position belongs to
+    scores = torch.rand(batch, length, generator=generator, device=device).gather(1, span)
+    span_draw = torch.rand(batch, length, generator=generator, device=device).gather(1, span)
+    scores = scores.masked_fill(~maskable, float("inf"))
+    counts = maskable.sum(dim=1)
+    jitter = torch.rand(batch, generator=generator, device=device)
+    wanted = (counts * rate + jitter).floor().long().clamp(min=1)
+    wanted = torch.minimum(wanted, counts.clamp(min=1))
+    threshold = scores.sort(dim=1).values.gather(1, (wanted - 1)[:, None])
+    return (scores <= threshold) & maskable, span_draw
+
+
 def corrupt(
     input_ids: torch.Tensor,
     masked: torch.Tensor,

@@ -80,6 +80,8 @@ def export_hf(model_path: str | Path, out_dir: str | Path, force: bool = False) 
             _write_llama(tmp, model, tokenizer)
         elif backbone == "ltgbert":
             _write_ltgbert(tmp, model, tokenizer)
+        elif backbone == "gptbert":
+            _write_gptbert(tmp, model, tokenizer)
         else:
             raise UserError(f"cannot export backbone '{backbone}' to Hugging Face")
         _replace(tmp, out)
@@ -206,6 +208,47 @@ def _write_ltgbert(directory: Path, model, tokenizer: Tokenizer) -> None:
     _write_json(directory / "config.json", ltgbert_config(model.cfg, tokenizer))
     for name in LTGBERT_FILES:
         shutil.copyfile(SHIPPED_CODE / name, directory / name)
+    _write_tokenizer(directory, tokenizer, single=f"{BOS} $A {EOS}", pair=f"{BOS} $A {EOS} $B {EOS}",
+                     max_len=model.cfg.max_seq_len, cls_token=BOS, sep_token=EOS)
+
+
+GPTBERT_CODE = Path(__file__).resolve().parent / "gptbert_hf"
+GPTBERT_FILES = ("configuration_gptbert.py", "modeling_gptbert.py")
+
+
+def gptbert_config(cfg, tokenizer: Tokenizer, target_offset: int) -> dict:
+    """GPT-BERT -> GptBertFor{MaskedLM,CausalLM,SequenceClassification} (gptbert_hf/, trust_remote_code)."""
+    if target_offset != 1:
+        # The shipped classes read MNTP outputs (position k predicts k+1) under both masks.
+        raise UserError("only GPT-BERT models trained with mlm.target_offset=1 (MNTP) can be exported")
+    ids = _special_ids(tokenizer)
+    module = "modeling_gptbert."
+    return {
+        "architectures": ["GptBertForMaskedLM"], "model_type": "antlm-gptbert",
+        "auto_map": {"AutoConfig": "configuration_gptbert.GptBertConfig", "AutoModel": module + "GptBertModel",
+                     "AutoModelForMaskedLM": module + "GptBertForMaskedLM",
+                     "AutoModelForCausalLM": module + "GptBertForCausalLM",
+                     "AutoModelForSequenceClassification": module + "GptBertForSequenceClassification"},
+        "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size, "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_heads, "intermediate_size": cfg.ffn_size,
+        "max_position_embeddings": cfg.max_seq_len, "position_bucket_size": cfg.position_buckets,
+        "position_bucket_max": bucket_max(cfg), "geglu_gelu": cfg.gelu, "ffn_mid_dropout": cfg.ffn_mid_dropout,
+        "attention_gate": cfg.attention_gate, "layer_weighting": cfg.layer_weighting,
+        "layer_norm_eps": cfg.norm_eps, "hidden_dropout_prob": cfg.dropout,
+        "attention_probs_dropout_prob": cfg.attention_dropout, "classifier_dropout": cfg.dropout or 0.1,
+        "pad_token_id": ids["pad"], "bos_token_id": ids["bos"], "eos_token_id": ids["eos"],
+        "mask_token_id": ids["mask"], "tie_word_embeddings": True, "dtype": "float32",
+    }
+
+
+def _write_gptbert(directory: Path, model, tokenizer: Tokenizer) -> None:
+    config = gptbert_config(model.cfg, tokenizer, model.antlm_config.get("mlm_target_offset", 1))
+    state = {(name if name.startswith("head.") else f"gptbert.{name}"): tensor
+             for name, tensor in model.state_dict().items() if name != "head.decoder.weight"}
+    _save_weights(directory / "model.safetensors", state)
+    _write_json(directory / "config.json", config)
+    for name in GPTBERT_FILES:
+        shutil.copyfile(GPTBERT_CODE / name, directory / name)
     _write_tokenizer(directory, tokenizer, single=f"{BOS} $A {EOS}", pair=f"{BOS} $A {EOS} $B {EOS}",
                      max_len=model.cfg.max_seq_len, cls_token=BOS, sep_token=EOS)
 

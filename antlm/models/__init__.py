@@ -19,7 +19,11 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         from antlm.models.ltgbert import LtgBert
 
         return LtgBert(cfg)
-    raise ValueError(f"unknown backbone '{cfg.backbone}' (expected babyllama or ltgbert)")
+    if cfg.backbone == "gptbert":
+        from antlm.models.gptbert import GptBert
+
+        return GptBert(cfg)
+    raise ValueError(f"unknown backbone '{cfg.backbone}' (expected babyllama, ltgbert or gptbert)")
 
 
 def select_positions(

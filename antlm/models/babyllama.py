@@ -171,18 +171,20 @@ class BabyLlama(nn.Module):
         targets: Optional[torch.Tensor] = None,
         query_index: Optional[torch.Tensor] = None,
         distill=None,
+        z_loss: float = 0.0,
     ) -> torch.Tensor:
         """Logits [B, T, V]; with `target_mask` or `target_index`, only at those positions: [N, V];
         with `query_index` [B], at one position per row: [B, V]. With `targets` (one per selected
         position, -100 to skip): the summed cross-entropy instead, computed chunk by chunk without
         the full logits (models/fused_head.py); with `distill` (antlm.distill.DistillInputs, the
-        teachers' head inputs at the same rows) the summed distillation loss."""
+        teachers' head inputs at the same rows) the summed distillation loss; `z_loss` adds that
+        coefficient times the summed squared log-normaliser (train.z_loss)."""
         from antlm.models import select_positions
 
         hidden = self.hidden_states(input_ids, causal, attention_mask, query_index)
         hidden = hidden if query_index is not None else select_positions(hidden, target_mask, target_index)
         if targets is not None:
-            return head_loss(hidden, self.lm_head.weight, None, targets, distill)
+            return head_loss(hidden, self.lm_head.weight, None, targets, distill, z_loss)
         return self.logits_at(hidden)
 
     def head_inputs(self, input_ids: torch.Tensor, causal: bool, target_mask: Optional[torch.Tensor] = None,

@@ -32,12 +32,15 @@ def _chunk_logits(features: Tensor, weight: Tensor, bias: Optional[Tensor]) -> T
     return logits if bias is None else logits + bias.float()
 
 
-def _chunk_loss(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _chunk_loss(logits: Tensor, targets: Tensor, z_loss: float = 0.0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     valid = targets != IGNORE
     safe = targets.clamp_min(0)
     log_norm = torch.logsumexp(logits, dim=-1)
     picked = logits.gather(1, safe.unsqueeze(1)).squeeze(1)
-    return ((log_norm - picked) * valid).sum(), log_norm, safe, valid
+    loss = log_norm - picked
+    if z_loss:
+        loss = loss + z_loss * log_norm.square()
+    return (loss * valid).sum(), log_norm, safe, valid
 
 
 def _accumulate_grads(grad_logits: Tensor, rows: Tensor, start: int, matmul_weight: Tensor, grad_features: Optional[Tensor],
@@ -55,7 +58,7 @@ def _accumulate_grads(grad_logits: Tensor, rows: Tensor, start: int, matmul_weig
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, features: Tensor, weight: Tensor, bias: Optional[Tensor], targets: Tensor,
-                chunk_rows: int) -> Tensor:
+                chunk_rows: int, z_loss: float = 0.0) -> Tensor:
         want_features, want_weight, want_bias = ctx.needs_input_grad[:3]
         total = torch.zeros((), dtype=torch.float32, device=features.device)
         grad_features = torch.empty_like(features) if want_features else None
@@ -65,11 +68,14 @@ class _LinearCrossEntropy(torch.autograd.Function):
         for start in range(0, features.size(0), chunk_rows):
             rows = features[start:start + chunk_rows]
             logits = _chunk_logits(rows, matmul_weight, bias)
-            loss, log_norm, safe, valid = _chunk_loss(logits, targets[start:start + chunk_rows])
+            loss, log_norm, safe, valid = _chunk_loss(logits, targets[start:start + chunk_rows], z_loss)
             total += loss
             # d loss / d logits = softmax - one_hot(target), zero on ignored rows; made in place
-            # in the logits buffer so the chunk needs no second [rows, V] allocation.
+            # in the logits buffer so the chunk needs no second [rows, V] allocation. The z-loss
+            # z * lse^2 adds 2 z lse * softmax.
             grad_logits = logits.sub_(log_norm.unsqueeze(1)).exp_()
+            if z_loss:
+                grad_logits *= (1.0 + 2.0 * z_loss * log_norm).unsqueeze(1)
             grad_logits[torch.arange(rows.size(0), device=rows.device), safe] -= 1.0
             grad_logits *= valid.unsqueeze(1)
             _accumulate_grads(grad_logits, rows, start, matmul_weight, grad_features, grad_weight, grad_bias)
@@ -80,25 +86,26 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         grads = [None if g is None else (g * grad_output).to(dtype) for g, dtype in zip(ctx.saved_tensors, ctx.dtypes)]
-        return (*grads, None, None)
+        return (*grads, None, None, None)
 
 
 def linear_cross_entropy(features: Tensor, weight: Tensor, bias: Optional[Tensor], targets: Tensor,
-                         chunk_rows: Optional[int] = None) -> Tensor:
+                         chunk_rows: Optional[int] = None, z_loss: float = 0.0) -> Tensor:
     """Summed cross-entropy of `features [N, H] @ weight [V, H].T (+ bias)` against `targets [N]`
-    (IGNORE rows skipped), without building the [N, V] logits."""
+    (IGNORE rows skipped), without building the [N, V] logits; `z_loss` > 0 adds
+    z_loss * logsumexp(logits)^2 per row (PaLM's z-loss)."""
     features = features.reshape(-1, features.size(-1))
     targets = targets.reshape(-1)
     rows = _rows_per_chunk(weight.size(0), features.device, chunk_rows)
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (features, weight, bias))
     if needs_grad:
-        return _LinearCrossEntropy.apply(features, weight, bias, targets, rows)
+        return _LinearCrossEntropy.apply(features, weight, bias, targets, rows, z_loss)
     total = torch.zeros((), dtype=torch.float32, device=features.device)
     matmul_weight = weight.to(features.dtype)
     for start in range(0, features.size(0), rows):
         logits = _chunk_logits(features[start:start + rows], matmul_weight, bias)
-        total += _chunk_loss(logits, targets[start:start + rows])[0]
+        total += _chunk_loss(logits, targets[start:start + rows], z_loss)[0]
     return total
 
 
@@ -204,10 +211,13 @@ def linear_distill_loss(features: Tensor, weight: Tensor, bias: Optional[Tensor]
     return alpha * ce_total + kl_weight * temperature ** 2 * kl_total, ce_total, kl_total
 
 
-def head_loss(features: Tensor, weight: Tensor, bias: Optional[Tensor], targets: Tensor, distill=None) -> Tensor:
-    """The models' training loss at their head: summed cross-entropy, or with `distill`
-    (antlm.distill.DistillInputs) the summed distillation loss."""
+def head_loss(features: Tensor, weight: Tensor, bias: Optional[Tensor], targets: Tensor, distill=None,
+              z_loss: float = 0.0) -> Tensor:
+    """The models' training loss at their head: summed cross-entropy (plus the z-loss), or with
+    `distill` (antlm.distill.DistillInputs) the summed distillation loss."""
     if distill is None:
-        return linear_cross_entropy(features, weight, bias, targets)
+        return linear_cross_entropy(features, weight, bias, targets, z_loss=z_loss)
+    if z_loss:
+        raise ValueError("z_loss is not implemented with distillation")
     return linear_distill_loss(features, weight, bias, targets, distill.teachers, distill.alpha, distill.kl_weight,
                                distill.temperature, distill.weighting)[0]

@@ -300,7 +300,8 @@ class LtgBert(nn.Module):
 
     def forward(self, input_ids: Tensor, causal: bool, attention_mask: Optional[Tensor] = None,
                 target_mask: Optional[Tensor] = None, target_index: Optional[Tensor] = None,
-                targets: Optional[Tensor] = None, query_index: Optional[Tensor] = None, distill=None) -> Tensor:
+                targets: Optional[Tensor] = None, query_index: Optional[Tensor] = None, distill=None,
+                z_loss: float = 0.0) -> Tensor:
         """The contract of `BabyLlama.forward`: logits at all, selected ([N, V]) or one-per-row
         (`query_index`, [B, V]) positions, or with `targets` their summed cross-entropy (with
         `distill`, the summed distillation loss)."""
@@ -310,7 +311,7 @@ class LtgBert(nn.Module):
         hidden = hidden if query_index is not None else select_positions(hidden, target_mask, target_index)
         if targets is not None:
             decoder = self.head.decoder
-            return head_loss(self.head.features(hidden), decoder.weight, decoder.bias, targets, distill)
+            return head_loss(self.head.features(hidden), decoder.weight, decoder.bias, targets, distill, z_loss)
         return self.logits_at(hidden)
 
     def head_inputs(self, input_ids: Tensor, causal: bool, target_mask: Optional[Tensor] = None,

@@ -73,13 +73,15 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, param_gr
 
 
 def save_checkpoint(
-    root: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict
+    root: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict,
+    extra_tensors: Optional[dict] = None,
 ) -> Path:
+    """`extra_tensors` (the weight EMA's, names prefixed) are stored in trainer.safetensors."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:08d}"
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
     try:
-        _write_checkpoint(tmp, final, root, model, optimizer, {**state, "step": step})
+        _write_checkpoint(tmp, final, root, model, optimizer, {**state, "step": step}, extra_tensors or {})
     except OSError as err:
         # Disk full or permissions changed under a running job: drop the partial copy (so it holds
         # no space) and stop with what is still safe to resume from.
@@ -92,12 +94,13 @@ def save_checkpoint(
 
 
 def _write_checkpoint(tmp: Path, final: Path, root: Path, model: torch.nn.Module,
-                      optimizer: torch.optim.Optimizer, state: dict) -> None:
+                      optimizer: torch.optim.Optimizer, state: dict, extra_tensors: dict) -> None:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
     save_model(model, str(tmp / "model.safetensors"))
     tensors, param_groups = _optimizer_tensors(optimizer)
+    tensors.update(extra_tensors)
     tensors["rng.cpu"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
@@ -148,13 +151,20 @@ def latest_valid(root: Path, log=print) -> Optional[Path]:
     return None
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ema=None) -> dict:
+    """Restores model, optimizer, RNG and, given `ema` (antlm.train.ema.WeightEma), its average."""
     problem = verify(path)
     if problem:
         raise CheckpointError(problem)
     load_model(model, str(path / "model.safetensors"), device=str(next(model.parameters()).device))
     tensors = load_file(str(path / "trainer.safetensors"))
     state = json.loads((path / "state.json").read_text())
+    if ema is not None:
+        try:
+            ema.load_state_tensors(tensors)
+        except KeyError as err:
+            raise CheckpointError(f"{path}: {err.args[0]}") from None
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("ema.")}
     _restore_optimizer(optimizer, tensors, state.pop("param_groups"))
     torch.set_rng_state(tensors["rng.cpu"])
     if "rng.cuda" in tensors and torch.cuda.is_available():

@@ -25,6 +25,7 @@ from antlm.schedule import Schedule
 from antlm.tracks import check_schedule, get_track, words_after
 from antlm.train import checkpoint as ckpt
 from antlm.train.distributed import DistInfo, barrier, init_distributed, shutdown, sum_across
+from antlm.train.ema import WeightEma
 from antlm.train.loggers import MetricsSinks, check_loggers
 from antlm.train.optim import build_optimizer, lr_at
 from antlm.train.series import Series
@@ -47,15 +48,37 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-class BatchMaker:
-    """Builds the global batch of a step; masks come from a generator seeded by (seed, step)."""
+def batch_sizes(batch_size: int, warmup: float, total_steps: int, granule: int) -> np.ndarray:
+    """train.batch_warmup: the global batch of each step, growing linearly from batch_size/warmup at
+    step 0 towards batch_size, as GPT-BERT's int(B / r * (1 - t) + B * t + 0.5) with t = step /
+    max_steps (pretraining/train_10m.py, load_datasets), rounded to a multiple of `granule` (ranks x
+    micro-batch) so every part splits evenly."""
+    progress = np.arange(total_steps) / total_steps
+    raw = np.floor(batch_size / warmup * (1 - progress) + batch_size * progress + 0.5)
+    return np.clip(np.round(raw / granule) * granule, granule, batch_size).astype(np.int64)
 
-    def __init__(self, cfg: RunConfig, dataset: BlockDataset, special: dict, vocab_size: int, total_steps: int):
+
+class BatchMaker:
+    """Builds the global batch of a step; masks come from a generator seeded by (seed, step).
+    `sizes` (batch_sizes) gives each step its own batch size; the blocks are then read in one
+    seeded order per epoch, consecutively, so a step's batch is still a pure function of the step."""
+
+    def __init__(self, cfg: RunConfig, dataset: BlockDataset, special: dict, vocab_size: int, total_steps: int,
+                 sizes: np.ndarray | None = None):
         self.cfg, self.dataset, self.special, self.vocab_size = cfg, dataset, special, vocab_size
         self.total_steps = total_steps
         self.offset = cfg.mlm.target_offset if cfg.mlm.target_offset is not None else default_target_offset(cfg.model.backbone)
+        self.cumulative = None if sizes is None else np.concatenate([[0], np.cumsum(sizes)])
+
+    def sequences_before(self, step: int, batch_size: int) -> int:
+        return step * batch_size if self.cumulative is None else int(self.cumulative[step])
 
     def positions(self, step: int, batch_size: int, steps_per_epoch: int) -> np.ndarray:
+        if self.cumulative is not None:
+            seen = np.arange(self.cumulative[step], self.cumulative[step + 1])
+            epochs, index = np.divmod(seen, len(self.dataset))
+            return np.concatenate([self.dataset.order(self.cfg.train.seed, int(e))[index[epochs == e]]
+                                   for e in np.unique(epochs)])
         epoch, index = divmod(step, steps_per_epoch)
         return self.dataset.order(self.cfg.train.seed, epoch)[index * batch_size:(index + 1) * batch_size]
 
@@ -231,6 +254,8 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
     if cfg.distill.teachers:
         from antlm.distill import TeacherEnsemble
 
+        if cfg.train.z_loss:
+            raise RunError("train.z_loss is not implemented with distillation: set train.z_loss=0 or no distill.teachers")
         objectives = sorted({o for resolved in schedule.phases for o in resolved.phase.pattern})
         teachers = TeacherEnsemble(cfg.distill, data.tokenizer.get_vocab(), objectives, device,
                                    student_offset=default_target_offset(cfg.model.backbone) if cfg.mlm.target_offset is None
@@ -256,7 +281,13 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
     forward_model = torch.compile(wrapped, dynamic=False) if cfg.train.compile else wrapped
     head_bucket = max(64, micro * cfg.data.seq_len // 16)  # at most 16 MLM head shapes under compile
     place_token_store(cfg, data, device, log)
-    maker = BatchMaker(cfg, data.train, special, vocab_size, total)
+    sizes = None
+    if cfg.train.batch_warmup > 1:
+        granule = info.world * (micro if cfg.train.micro_batch_size else 1)
+        sizes = batch_sizes(batch_size, cfg.train.batch_warmup, total, granule)
+    maker = BatchMaker(cfg, data.train, special, vocab_size, total, sizes)
+    ema = WeightEma(model, cfg.train.ema_decay) if cfg.train.ema_decay else None
+    averaged = ema.applied if ema else nullcontext  # what dev losses, word checkpoints and final/ use
     dev_maker = BatchMaker(cfg, data.dev, special, vocab_size, total)
 
     step = 0
@@ -264,7 +295,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
     if resume:
         latest = ckpt.latest_valid(out / "checkpoints", log)
         if latest is not None:
-            state = ckpt.load_checkpoint(latest, model, optimizer)
+            state = ckpt.load_checkpoint(latest, model, optimizer, ema)
             step = state["step"]
             log(f"resumed from {latest} at step {step}")
             if info.is_main:
@@ -309,21 +340,22 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
         for group in optimizer.param_groups:
             group["lr"] = lr
         positions = maker.positions(step, batch_size, steps_per_epoch)
+        step_batch = len(positions)  # batch_size, or less under train.batch_warmup
         batch = maker.make(positions, objective, cfg.train.seed * 1_000_003 + step, step)
         # DDP averages gradients over ranks; scaling by the world size turns that into the sum of
         # per-rank losses, each already divided by the global number of targets.
         scale = info.world / max(1, batch.num_targets)  # a batch of only special tokens has no MLM targets
         if step + 1 in fault_steps:
             scale = scale * float("nan")
-        parts = split_batch(split_batch(batch, info.world)[info.rank], local_batch // micro)
+        parts = split_batch(split_batch(batch, info.world)[info.rank], max(1, step_batch // info.world // micro))
         step_loss = torch.zeros((), device=device)
         for index, part in enumerate(parts):
             part = (fixed_shape(part, head_bucket) if cfg.train.compile else part).to(device)
             # Only the last micro-batch all-reduces gradients.
             with nullcontext() if not info.enabled or index == len(parts) - 1 else wrapped.no_sync():
                 with autocast():
-                    distill = teachers.inputs(part, batch.num_targets, batch_size) if teachers else None
-                    loss = loss_sum(forward_model, part, distill) * scale
+                    distill = teachers.inputs(part, batch.num_targets, step_batch) if teachers else None
+                    loss = loss_sum(forward_model, part, distill, cfg.train.z_loss) * scale
                 loss.backward()
             step_loss += loss.detach()
         # The gradient norm (after the all-reduce, so the same on every rank) is where a non-finite
@@ -334,10 +366,14 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
             # Fused AdamW reads `found_inf` and skips the update on the device: no host sync per step.
             optimizer.found_inf = bad.float()
             optimizer.step()
+            if ema:
+                ema.update(skipped=bad)
         elif bad.item():
             log(f"warning: non-finite loss or gradient at step {step + 1}; update skipped")
         else:
             optimizer.step()
+            if ema:
+                ema.update()
         optimizer.zero_grad(set_to_none=True)
         bad_steps += bad.int()
         window_loss += torch.where(bad, 0.0, step_loss)
@@ -369,7 +405,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
                 "split": "train", "step": step, "epoch": round(step / steps_per_epoch, 4),
                 "phase": schedule.phases[schedule.phase_index(step - 1)].phase.text,
                 "objective": objective, "loss": round(last_loss, 5), "lr": lr,
-                "tokens": step * batch_size * cfg.data.seq_len,
+                "tokens": maker.sequences_before(step, batch_size) * cfg.data.seq_len,
                 "words_seen": words_after(step, data.words, steps_per_epoch),
                 "tokens_per_s": round(window_tokens / elapsed, 1),
             }
@@ -387,13 +423,16 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
         if info.is_main and (step % cfg.train.eval_every == 0 or last):
             row = {"split": "dev", "step": step, "epoch": round(step / steps_per_epoch, 4),
                    "words_seen": words_after(step, data.words, steps_per_epoch)}
-            row.update(dev_losses(model, dev_maker, data.dev, cfg, device, autocast))
+            with averaged():
+                row.update(dev_losses(model, dev_maker, data.dev, cfg, device, autocast))
             metrics.write(row)
-        if info.is_main:
-            series.after_step(step, model, data.tokenizer, log)
+        if info.is_main and series.due(step):
+            with averaged():
+                series.after_step(step, model, data.tokenizer, log)
         if info.is_main and (step % cfg.train.checkpoint_every == 0 or last):
             ckpt.save_checkpoint(out / "checkpoints", step, model, optimizer, {
-                "schedule": cfg.schedule, "world_size": info.world, "word_checkpoints": series.state()})
+                "schedule": cfg.schedule, "world_size": info.world, "word_checkpoints": series.state()},
+                ema.state_tensors() if ema else None)
             ckpt.prune(out / "checkpoints", cfg.train.keep_checkpoints)
     if metrics:
         metrics.close()
@@ -401,7 +440,9 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
         progress.close()
     finished_before = resume and step == total and (out / "final" / "config.json").is_file() and window_steps == 0
     if info.is_main and step >= total and not finished_before:
-        save_final(out / "final", model, cfg, data.tokenizer,
-                   {"track": cfg.data.track, "words_seen": words_after(step, data.words, steps_per_epoch)})
+        with averaged():
+            save_final(out / "final", model, cfg, data.tokenizer,
+                       {"track": cfg.data.track, "words_seen": words_after(step, data.words, steps_per_epoch),
+                        **({"ema_decay": cfg.train.ema_decay} if ema else {})})
     barrier(info)
     return {"steps": step, "total_steps": total, "final_loss": last_loss, "out": str(out), "finished": step >= total}

@@ -1,4 +1,5 @@
-"""Optimizers (AdamW, LAMB) and the warmup + cosine learning-rate schedule.
+"""Optimizers (AdamW, LAMB) and the learning-rate schedule: warmup, cosine (or constant:
+`trapezoid`), and an optional linear cooldown to 0 over the last steps.
 
 The LR is a pure function of the step over the whole run, so it continues unchanged across
 CLM/MLM phase switches and needs no state of its own on resume.
@@ -16,6 +17,15 @@ def lr_at(step: int, total_steps: int, cfg: OptimConfig) -> float:
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(round(cfg.warmup_fraction * total_steps))
     if step < warmup:
         return cfg.lr * (step + 1) / warmup
+    # Truncated, as GPT-BERT's int(max_steps * cooldown_proportion) (pretraining/train_10m.py).
+    cooldown = int(cfg.cooldown_fraction * total_steps)
+    if cooldown and step >= total_steps - cooldown:
+        # GPT-BERT's cosine_schedule_with_warmup_cooldown (pretraining/utils.py): from the cosine's
+        # floor, lr * min_lr_ratio, linearly to 0; a trapezoid falls from the full lr.
+        start = cfg.min_lr_ratio if cfg.lr_schedule == "cosine" else 1.0
+        return cfg.lr * start * (total_steps - step) / cooldown
+    if cfg.lr_schedule == "trapezoid":
+        return cfg.lr
     progress = (step - warmup) / max(1, total_steps - warmup - 1)
     cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)

@@ -69,6 +69,11 @@ class Series:
         if self.milestones:
             self._write_index()
 
+    def due(self, step: int) -> bool:
+        """Whether after_step(step) would write a checkpoint (the loop then swaps in the EMA weights)."""
+        return any(milestone_name(m) not in self.written and crossed(m, step, self.corpus_words, self.steps_per_epoch)
+                   for m in self.milestones)
+
     def after_step(self, step: int, model: torch.nn.Module, tokenizer: Tokenizer, log: Callable) -> None:
         for milestone in self.milestones:
             name = milestone_name(milestone)
