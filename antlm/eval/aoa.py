@@ -35,6 +35,7 @@ import math
 import re
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
@@ -239,6 +240,14 @@ def write_surprisals(data: dict, directory: str | Path) -> Path:
 
 # --- the score ------------------------------------------------------------------------------
 
+@contextmanager
+def _quiet():
+    """The fits' overflow and covariance warnings change no result; the pipeline only logs them."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        yield
+
+
 def sigmoid(x: np.ndarray, a: float, b: float, c: float, d: float) -> np.ndarray:
     return a / (1 + np.exp(-b * (x - c))) + d
 
@@ -279,8 +288,9 @@ def child_aoa(ages: np.ndarray, proportions: np.ndarray, threshold: float = 0.5)
         return None
     x, y = ages[valid], proportions[valid]
     try:
-        popt, _ = curve_fit(sigmoid, x, y, p0=[1.0, 0.1, np.mean(x), 0.0],
-                            bounds=([0, 0, x[0], -0.5], [2.0, 1.0, x[-1], 0.5]), maxfev=1000)
+        with _quiet():
+            popt, _ = curve_fit(sigmoid, x, y, p0=[1.0, 0.1, np.mean(x), 0.0],
+                                bounds=([0, 0, x[0], -0.5], [2.0, 1.0, x[-1], 0.5]), maxfev=1000)
         a, b, c, d = popt
         if b <= 0 or a <= 0 or threshold <= d or threshold >= a + d:
             return None
@@ -310,7 +320,8 @@ def model_aoa(surprisals: Sequence[float], steps: Sequence[float], threshold: fl
     try:
         y = -values
         x = np.log10(steps + 1)
-        popt, _ = curve_fit(sigmoid, x, y, p0=[np.max(y) - np.min(y), 1.0, np.mean(x), np.min(y)], maxfev=1000)
+        with _quiet():
+            popt, _ = curve_fit(sigmoid, x, y, p0=[np.max(y) - np.min(y), 1.0, np.mean(x), np.min(y)], maxfev=1000)
         a, b, c, d = popt
         neg = -target
         if b <= 0 or a <= 0 or neg <= d or neg >= a + d:
@@ -364,24 +375,23 @@ def aoa_score(surprisals: dict, human_csv: str | Path, target_words: Optional[Se
     for i, word in enumerate(cdi.words):
         index.setdefault(word, i)  # the first row of a word, as np.where(...)[0][0]
     model_aoas, child_aoas, valid = [], [], []
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")  # the fits' overflow and covariance warnings change nothing
-        for word, (steps, values) in curves.items():
-            if word not in index:
-                continue
-            child = child_aoa(cdi.ages, cdi.proportions[index[word]])
-            if child is None:
-                continue
-            fitted = model_aoa(values, steps)
-            if fitted is None:
-                continue
-            model_aoas.append(fitted)
-            child_aoas.append(child)
-            valid.append(word)
+    for word, (steps, values) in curves.items():
+        if word not in index:
+            continue
+        child = child_aoa(cdi.ages, cdi.proportions[index[word]])
+        if child is None:
+            continue
+        fitted = model_aoa(values, steps)
+        if fitted is None:
+            continue
+        model_aoas.append(fitted)
+        child_aoas.append(child)
+        valid.append(word)
     if len(model_aoas) < 3:
         log(f"warning: AoA: only {len(model_aoas)} words have both AoAs; the score is 0")
         return AoAScore(0.0, len(model_aoas))
     correlation, p_value = pearsonr(model_aoas, child_aoas)
-    monthly = {f"month_{age}": float(np.nanmean(cdi.proportions[:, j])) for j, age in enumerate(cdi.ages)}
+    with _quiet():
+        monthly = {f"month_{age}": float(np.nanmean(cdi.proportions[:, j])) for j, age in enumerate(cdi.ages)}
     return AoAScore(float(correlation), len(valid), float(p_value), valid, model_aoas, child_aoas,
                     float(np.mean(list(monthly.values()))), monthly)
