@@ -367,7 +367,7 @@ CASES = [
     Case("eval-missing-data-dir", evaluate("run", "no_data", "--tasks", "blimp"), "evaluation data directory not found"),
     Case("eval-unknown-task", evaluate("run", "evaldata", "--tasks", "blimp,blimpp"), "unknown task 'blimpp'"),
     Case("eval-data-neither-layout", evaluate("run", "neither", "--tasks", "blimp"),
-         "is neither a BabyLM 2024 evaluation_data/ folder"),
+         "is none of: a BabyLM 2024 evaluation_data/ folder"),
     Case("eval-malformed-blimp-line", evaluate("run", "evaldata_badline", "--tasks", "blimp"),
          lambda c: f"{c.root / 'evaldata_badline' / 'evaluation_data' / 'blimp_filtered' / 'p05.jsonl'}:4: malformed JSON line"),
     Case("eval-ewok-wrong-password", evaluate("run", "", "--tasks", "ewok", "--limit", "1"),

@@ -81,8 +81,12 @@ def write_outputs(results: dict, out: Path, submission_path: Optional[Path], res
 
 
 def build_submission(mode: str, predictions: dict) -> dict:
-    """The submission dict: {task: {subtask: {"predictions": [{"id", "pred"}]}}}."""
-    return predictions
+    """The 2024 submission layout (`score_predictions.py`): {task: {subtask: {"predictions": [...]}}},
+    the GLUE tasks under "glue"."""
+    from antlm.eval.submission2024 import build_submission_2024
+
+    zero_shot = {task: preds for task, preds in predictions.items() if task != "glue"}
+    return build_submission_2024(zero_shot, predictions.get("glue", {}))
 
 
 def model_name(results: dict) -> str:
@@ -117,8 +121,11 @@ def write_2025_layout(results: dict, submission: dict, results_dir: Path, revisi
                 staged.write_text(base / "zero_shot" / backend / "reading" / "predictions.json", json.dumps(predictions[task]))
             elif task == "aoa":
                 staged.write_text(base / "zero_shot" / backend / "AoA_word" / "surprisal.json", json.dumps(predictions[task]))
-        for task, preds in predictions.get("glue", {}).items():
-            staged.write_text(base / "finetune" / task / "predictions.json", json.dumps(preds))
+        if predictions.get("glue"):
+            from antlm.eval.submission2025 import glue_files_2025
+
+            for relative, content in glue_files_2025(predictions["glue"]).items():
+                staged.write_text(base / relative, content if isinstance(content, str) else json.dumps(content))
 
 
 def _label_text(label: dict) -> str:

@@ -251,20 +251,14 @@ def macro_average(task_scores: dict, glue: Optional[dict], parts: tuple[str, ...
         scored["glue"] = glue
     missing = [p for p in parts if p not in scored]
     if missing:
-        return {"macro": None, "missing": missing}
+        out = {"macro": None, "missing": missing}
+        if glue and glue.get("note"):
+            out["note"] = glue["note"]
+        return out
     out = {"macro": sum(scored[p]["score"] for p in parts) / len(parts), "missing": []}
-    if glue.get("tasks_not_run"):
-        out["note"] = f"GLUE averaged over the tasks that ran; not run: {', '.join(glue['tasks_not_run'])}"
+    if glue.get("note"):
+        out["note"] = glue["note"]
     return out
-
-
-def _glue_summary(entries: dict) -> dict:
-    ran = {t: e for t, e in entries.items() if e.get("status") == "ok"}
-    return {
-        "score": sum(e["score"] for e in ran.values()) / len(ran) if ran else None,
-        "tasks": {t: {k: v for k, v in e.items() if k != "predictions"} for t, e in entries.items()},
-        "tasks_not_run": [t for t in entries if t not in ran],
-    }
 
 
 def check_options(options: EvalOptions, pipeline: Pipeline) -> None:
@@ -309,15 +303,16 @@ def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callab
         entry["tasks"] = task_scores
         glue = None
         if "glue" in options.tasks and (options.glue_backends is None or backend in options.glue_backends):
-            from antlm.eval.glue import GLUE_TASKS, GlueSettings, run_glue
+            from antlm.eval.glue import run_glue
+            from antlm.eval.glue_recipes import glue_summary, recipe_named
 
-            settings = GlueSettings(**options.glue)
-            glue_tasks = options.glue_tasks or list(GLUE_TASKS)
+            recipe = recipe_named(pipeline.glue_recipe)
             glue_backend = "causal" if backend == "causal" else "mlm"
-            glue_entries = run_glue(model_path, data_dir, glue_tasks, glue_backend, settings, options.device, log, options.progress)
-            glue = _glue_summary(glue_entries)
+            glue_entries = run_glue(model_path, data_dir, options.glue_tasks, glue_backend, recipe, options.glue,
+                                    options.device, log, options.progress)
+            glue = glue_summary(recipe, glue_entries)
             entry["tasks"]["glue"] = glue
-            predictions["glue"] = {t: {"predictions": e["predictions"]} for t, e in glue_entries.items() if e.get("status") == "ok"}
+            predictions["glue"] = {t: e for t, e in glue_entries.items() if e.get("status") == "ok"}
         entry.update(macro_average(task_scores, glue, pipeline.macro_parts))
         results["results"][backend] = entry
         submission[backend] = predictions
@@ -326,7 +321,26 @@ def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callab
                         for t in e["tasks"].values())
     results["complete"] = options.limit is None and not ("glue" in options.tasks and reduced_glue) and not skipped_items
     results["submission"] = submission
+    results["submission_check"] = _submission_check(pipeline, submission, data_dir, options)
     return results
+
+
+def _submission_check(pipeline: Pipeline, submission: dict, data_dir: Path, options: EvalOptions) -> Optional[dict]:
+    """What the pipeline's own checker would reject in the submission (2024: `verify_dict`; 2025:
+    collate_preds.py's size checks), so a results file says whether it can be submitted."""
+    backend = "causal" if "causal" in submission else next(iter(submission))
+    if pipeline.name == "babylm2024":
+        from antlm.eval.outputs import build_submission
+        from antlm.eval.submission2024 import expected_counts_2024, missing_2024
+
+        problems = missing_2024(build_submission(pipeline.name, submission[backend]), expected_counts_2024(data_dir))
+    elif pipeline.name == "babylm2025" and submission[backend].get("glue"):
+        from antlm.eval.submission2025 import glue_size_problems_2025
+
+        problems = glue_size_problems_2025(submission[backend]["glue"])
+    else:
+        return None
+    return {"pipeline": pipeline.name, "complete": not problems, "problems": len(problems), "first": problems[:10]}
 
 
 def set_threads_for(device: str) -> None:
