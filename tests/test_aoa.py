@@ -181,3 +181,24 @@ def test_real_data_limit_writes_surprisal_json(series_run, tmp_path):
     assert isinstance(score.curve_fitness, float) and score.n_words <= 3
     full_words, full_contexts = aoa.load_aoa_words(AOA_DIR / "cdi_childes.json")
     assert (len(full_words), sum(map(len, full_contexts))) == (504, 8005)  # collate_preds.py's AOA_SIZE
+
+
+@needs_data
+def test_antlm_eval_runs_reading_and_aoa_into_the_2025_folder(series_run, tmp_path):
+    from antlm.eval.runner import EvalOptions, format_table, run_eval, write_outputs
+
+    options = EvalOptions(tasks=["reading", "aoa"], mode="babylm2025", backend="causal", limit=40, overlong="skip")
+    results = run_eval(series_run, SHARED_DATA, options, log=lambda m: None)
+    tasks = results["results"]["causal"]["tasks"]
+    assert set(tasks["reading"]["subtasks"]) == {"eye_tracking", "self_paced_reading"}
+    assert tasks["aoa"]["checkpoints"] == 3 and tasks["aoa"]["metric"] == "pearson_r"
+    assert "reading (ET)" in format_table(results)
+    write_outputs(results, tmp_path / "r.json", None, tmp_path / "res")
+    base = tmp_path / "res" / series_run.name / "main" / "zero_shot" / "causal"
+    assert json.loads((base / "reading" / "predictions.json").read_text())["reading"]["predictions"]
+    assert len(json.loads((base / "AoA_word" / "surprisal.json").read_text())["results"]) == 3 * tasks["aoa"]["items"]
+    import shutil
+
+    shutil.copytree(series_run / "final", tmp_path / "plain" / "final")
+    with pytest.raises(UserError, match="no word_checkpoints/series.json"):
+        run_eval(tmp_path / "plain", SHARED_DATA, options, log=lambda m: None)

@@ -149,6 +149,10 @@ def format_table(results: dict) -> str:
         tasks += [t for t in results["results"][b]["tasks"] if t not in tasks]
     labels = []
     for task in tasks:
+        if any(results["results"][b]["tasks"].get(task, {}).get("metric") == "r2_gain" for b in backends):
+            for part, short in (("eye_tracking", "ET"), ("self_paced_reading", "SPR")):
+                values = [results["results"][b]["tasks"].get(task, {}).get("subtasks", {}).get(part) for b in backends]
+                lines.append(f"| {task} ({short}) | " + " | ".join("n/a" if v is None else f"{v:.2f}" for v in values) + " |")
         cells = []
         for b in backends:
             entry = results["results"][b]["tasks"].get(task, {})
@@ -157,7 +161,8 @@ def format_table(results: dict) -> str:
             if entry.get("label"):
                 labels.append(f"{task} [{b}]: {_label_text(entry['label'])}"
                               + (" (spearman x100)" if entry.get("metric") == "spearman_x100" else ""))
-        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+        if not lines[-1].startswith(f"| {task} (SPR)"):
+            lines.append(f"| {task} | " + " | ".join(cells) + " |")
     macro = [results["results"][b].get("macro") for b in backends]
     if any(results["results"][b].get("missing") or results["results"][b].get("macro") is not None for b in backends):
         lines.append("| **macro** | " + " | ".join("n/a" if m is None else f"**{m:.2f}**" for m in macro) + " |")

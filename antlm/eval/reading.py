@@ -293,7 +293,9 @@ def predictive_power(data: dict[str, np.ndarray], measure: str, terms: Sequence[
 
 def r2_gain(row: dict[str, float]) -> float:
     """The reported value: the R2 gain as a percentage of the largest gain possible."""
-    return row["Change in R2 from baseline"] / (1 - row["_R2_baseline"]) * 100
+    room = 1 - row["_R2_baseline"]
+    # A baseline that already fits perfectly (a --limit run of a few rows) leaves no gain to measure.
+    return row["Change in R2 from baseline"] / room * 100 if room > 0 else float("nan")
 
 
 def _columns(rows: Sequence[ReadingRow], preds: Sequence[float], prev_preds: Sequence[float]) -> dict[str, np.ndarray]:

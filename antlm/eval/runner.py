@@ -261,6 +261,50 @@ def macro_average(task_scores: dict, glue: Optional[dict], parts: tuple[str, ...
     return out
 
 
+def _reading(model_path, model, tokenizer, data_dir, backend, options, log) -> tuple[dict, dict]:
+    """The 2025 reading task (antlm/eval/reading.py): R^2 gains on eye tracking and self-paced reading."""
+    from antlm.eval.reading import run_reading
+    from antlm.eval.tasks import locate_file
+
+    csv = locate_file(data_dir, options.eval_set, "reading/reading_data.csv", "reading")
+    overlong = options.overlong if options.overlong in ("skip", "context", "error") else "error"
+    result = run_reading(model, tokenizer, csv, backend, mode=options.mode if options.mode == "clean" else "babylm2025",
+                         batch_tokens=options.batch_tokens, limit=options.limit, overlong=overlong, log=log)
+    scores = result.scores
+    entry = {"score": None, "metric": "r2_gain", "subtasks": {"eye_tracking": scores.eye_tracking_score,
+                                                              "self_paced_reading": scores.self_paced_reading_score},
+             "items": len(result.rows), "dataset": "reading", "label": label_for(options, backend, model.antlm_config["mlm_target_offset"], 1.0),
+             "overlong": {"policy": overlong, "items_skipped": result.words_skipped}, "seconds": round(result.seconds, 1),
+             "note": "two scores, as calculate_results_from_pred.py prints them: READING (ET) and READING (SPR)"}
+    log(f"reading [{backend}]: eye tracking {scores.eye_tracking_score:.2f}, self-paced reading "
+        f"{scores.self_paced_reading_score:.2f} ({len(result.rows)} words, {result.seconds:.0f}s)")
+    return entry, result.predictions
+
+
+def _aoa(model_path, model, tokenizer, data_dir, backend, options, log) -> tuple[dict, dict]:
+    """Age of acquisition (antlm/eval/aoa.py) over the run's word checkpoints (train.word_checkpoints)."""
+    from antlm.eval.aoa import aoa_score, aoa_surprisals, series_checkpoints
+    from antlm.eval.tasks import locate_file
+
+    run_dir = Path(model_path)
+    run_dir = run_dir.parent if run_dir.name == "final" else run_dir
+    if not (run_dir / "word_checkpoints" / "series.json").is_file():
+        raise UserError(f"aoa scores a series of checkpoints: {run_dir} has no word_checkpoints/series.json "
+                        "(train with train.word_checkpoints=babylm)")
+    words = locate_file(data_dir, "full", "aoa/cdi_childes.json", "aoa")
+    human = locate_file(data_dir, "full", "aoa/cdi_human.csv", "aoa")
+    overlong = options.overlong if options.overlong in ("skip", "context", "error") else "error"
+    surprisals = aoa_surprisals(series_checkpoints(run_dir), words, backend, device=options.device,
+                                batch_tokens=options.batch_tokens, limit=options.limit, overlong=overlong, log=log)
+    fit = aoa_score(surprisals.data, human, log=log)
+    entry = {"score": fit.curve_fitness, "metric": "pearson_r", "subtasks": {"aoa": fit.curve_fitness},
+             "items": surprisals.contexts, "dataset": "aoa", "checkpoints": surprisals.checkpoints, "words_fitted": fit.n_words,
+             "label": label_for(options, backend, model.antlm_config["mlm_target_offset"], 1.0) | {"eval_set": "full"},
+             "overlong": {"policy": overlong, "items_skipped": surprisals.contexts_skipped}, "seconds": round(surprisals.seconds, 1)}
+    log(f"aoa [{backend}]: curve fitness r={fit.curve_fitness:.3f} over {fit.n_words} words, {surprisals.checkpoints} checkpoints")
+    return entry, surprisals.data
+
+
 def check_options(options: EvalOptions, pipeline: Pipeline) -> None:
     if options.backend not in BACKENDS:
         raise UserError(f"unknown backend '{options.backend}' ({', '.join(BACKENDS)})")
@@ -300,6 +344,9 @@ def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callab
         entry = {"reduction": reduction_for(options, backend), "variant": options.variant if backend != "causal" else None,
                  "read_offset": read_offset(pipeline, backend, model_offset)}
         task_scores, predictions = evaluate_zero_shot(model, tokenizer, data_dir, backend, options, log)
+        for task, run_task in (("reading", _reading), ("aoa", _aoa)):
+            if task in options.tasks:
+                task_scores[task], predictions[task] = run_task(model_path, model, tokenizer, data_dir, backend, options, log)
         entry["tasks"] = task_scores
         glue = None
         if "glue" in options.tasks and (options.glue_backends is None or backend in options.glue_backends):

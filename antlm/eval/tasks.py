@@ -151,6 +151,14 @@ def locate(data_dir: Path, task: str, eval_set: str = "full") -> TaskSource:
                     f"(looked for {', '.join(sorted({c.name for c in candidates}))})")
 
 
+def locate_file(data_dir: Path, eval_set: str, relative: str, task: str) -> Path:
+    """A 2025 data file (`reading/reading_data.csv`, `aoa/cdi_childes.json`) under either set's folder."""
+    for root in _set_roots(Path(data_dir), eval_set):
+        if (root / relative).is_file():
+            return root / relative
+    raise UserError(f"{task} data not found: no {eval_set}_eval/{relative} under {data_dir}")
+
+
 # --- parsing -----------------------------------------------------------------------------------
 
 def _parse_jsonl(text: str, origin: str) -> list[dict]:
