@@ -135,12 +135,16 @@ def causal_scores(model, requests: list[Request], batch_tokens: int = 16384, pro
     totals = _per_temperature(temperatures, len(requests))
     for length, indices in _batches(groups, batch_tokens):
         ids = torch.tensor([requests[i].prefix + requests[i].target for i in indices], device=device)
-        logits = model(ids[:, :-1], causal=True).float()
         starts = torch.tensor([len(requests[i].prefix) - 1 for i in indices], device=device)
         keep = torch.arange(length - 1, device=device)[None, :] >= starts[:, None]
+        # The head runs only where a target token is predicted: an entity-tracking prefix is ~90% of its input.
+        logits = model(ids[:, :-1], causal=True, target_mask=keep).float()
+        targets = ids[:, 1:][keep]
+        rows = keep.nonzero()[:, 0]
         for temperature, scores in totals.items():
-            token_lp = _log_softmax(logits, temperature).gather(-1, ids[:, 1:, None]).squeeze(-1)
-            for i, value in zip(indices, (token_lp * keep).sum(dim=1).tolist()):
+            token_lp = _log_softmax(logits, temperature).gather(-1, targets[:, None]).squeeze(-1)
+            sums = torch.zeros(len(indices), dtype=token_lp.dtype, device=device).index_add_(0, rows, token_lp)
+            for i, value in zip(indices, sums.tolist()):
                 scores[i] = value
         if progress:
             progress(len(indices))
