@@ -162,6 +162,12 @@ def test_2025_suite_runs_on_the_shared_data(models, tmp_path, eval_set):
     assert next(iter(ewok.values()))["predictions"][0]["pred"].startswith(" ")  # the 2025 completion keeps its space
     report = (base / "causal" / "blimp" / datasets["blimp_supplement"] / "best_temperature_report.txt").read_text()
     assert report.startswith("TEMPERATURE: ") and "### AVERAGE ACCURACY" in report
+    # As run.py writes them: rho itself for the wug tasks, the file means among entity tracking's UIDs.
+    rho = entry["tasks"]["wug_adj"]["score"] / 100
+    wug_report = (base / "mntp" / "wug_adj" / "wug_adj_nominalization" / "best_temperature_report.txt").read_text()
+    assert f"### UID SPEARMAN'S RHO\navg: {rho:.2f}\n" in wug_report
+    et_report = (base / "mntp" / "entity_tracking" / datasets["entity_tracking"] / "best_temperature_report.txt").read_text()
+    assert "\nregular: " in et_report
 
 
 @needs_data

@@ -97,14 +97,17 @@ def model_name(results: dict) -> str:
 
 def _report(task: str, entry: dict) -> str:
     """best_temperature_report.txt as `run.py`'s create_evaluation_report writes it."""
-    metric = "SPEARMAN'S RHO" if task.startswith("wug") else "ACCURACY"
+    wug = task.startswith("wug")
+    metric = "SPEARMAN'S RHO" if wug else "ACCURACY"
     lines = [f"TEMPERATURE: {entry['label']['temperature']:.2f}", ""]
-    groups = entry.get("by") or {"UID": entry["subtasks"]}
+    # The wug report prints rho itself (calculate_results_from_pred.py scales it by 100 later).
+    average = entry["score"] / 100.0 if wug else entry["score"]
+    groups = {"UID": {"avg": average}} if wug else (entry.get("by") or {"UID": entry["subtasks"]})
     for domain, values in groups.items():
         lines.append(f"### {domain.upper()} {metric}")
         lines += [f"{name}: {value:.2f}" for name, value in values.items()]
         lines.append("")
-    lines += [f"### AVERAGE {metric}", f"{entry['score']:.2f}", ""]
+    lines += [f"### AVERAGE {metric}", f"{average:.2f}", ""]
     return "\n".join(lines) + "\n"
 
 

@@ -186,8 +186,14 @@ def summarize(task: str, subtasks: dict[str, list[Item]], per_item: list[list[fl
     else:
         result["score"] = pipeline.task_score(task, result["subtasks"])
         result["metric"] = "accuracy"
-    if by:
+    if by and task not in WUG_TASKS:
         result["by"] = {key: {value: 100.0 * c[0] / c[1] for value, c in values.items()} for key, values in by.items()}
+        if task == "entity_tracking" and "UID" in result["by"]:
+            # run.py's report adds each file's mean over its numops subtasks to the UID list.
+            for split in ("regular", "ambiref", "move_contents"):
+                parts = [v for k, v in result["subtasks"].items() if k.startswith(split)]
+                if parts:
+                    result["by"]["UID"][split] = sum(parts) / len(parts)
     return result
 
 
