@@ -11,7 +11,8 @@
   `AutoModelForSequenceClassification` (a fresh classifier head: the 2024 pipeline's
   finetune_classification.py) load the same files. `write_encoder_export` writes what any
   encoder export needs (weights, config.json with auto_map, shipped code, `<s> $A </s>` tokenizer),
-  so a second encoder backbone only adds its state dict, its config and its `ShippedCode`.
+  so another encoder backbone (GPT-BERT: gptbert_hf/, which adds AutoModelForCausalLM) only adds
+  its state dict, its config and its `ShippedCode`.
 
 Special tokens. antlm scores a sentence causally after a `<s>` token, and its masked-LM
 objective sees plain token sequences. The exported tokenizers add special tokens the way each
@@ -23,7 +24,7 @@ model family's users (and scorers such as minicons) expect from a plain `tokeniz
 Pass `add_special_tokens=False` to get antlm's bare ids; with minicons, leave its `bos_token`
 option off for the Llama export (the tokenizer already adds `<s>`).
 
-The tokenizer gives antlm's ids under transformers 4.45-4.x and 5.x alike. tokenizer.json keeps
+The tokenizer gives antlm's ids under transformers 4.x and 5.x alike. tokenizer.json keeps
 antlm's byte-level pre-tokenizer (with its prefix space), and tokenizer_config.json names
 `add_prefix_space` explicitly: transformers 4.x's `PreTrainedTokenizerFast` rebuilds the
 pre-tokenizer from that key (default False) and would otherwise drop the space before each
@@ -300,7 +301,13 @@ def _write_ltgbert(directory: Path, model, tokenizer: Tokenizer) -> None:
 
 
 GPTBERT_CODE = Path(__file__).resolve().parent / "gptbert_hf"
-GPTBERT_FILES = ("configuration_gptbert.py", "modeling_gptbert.py")
+GPTBERT_SHIPPED = ShippedCode(GPTBERT_CODE, "configuration_gptbert.GptBertConfig", {
+    "AutoModel": "modeling_gptbert.GptBertModel",
+    "AutoModelForMaskedLM": "modeling_gptbert.GptBertForMaskedLM",
+    "AutoModelForCausalLM": "modeling_gptbert.GptBertForCausalLM",
+    "AutoModelForSequenceClassification": "modeling_gptbert.GptBertForSequenceClassification",
+})
+GPTBERT_FILES = GPTBERT_SHIPPED.files
 
 
 def gptbert_config(cfg, tokenizer: Tokenizer, target_offset: int) -> dict:
@@ -309,13 +316,9 @@ def gptbert_config(cfg, tokenizer: Tokenizer, target_offset: int) -> dict:
         # The shipped classes read MNTP outputs (position k predicts k+1) under both masks.
         raise UserError("only GPT-BERT models trained with mlm.target_offset=1 (MNTP) can be exported")
     ids = _special_ids(tokenizer)
-    module = "modeling_gptbert."
     return {
         "architectures": ["GptBertForMaskedLM"], "model_type": "antlm-gptbert",
-        "auto_map": {"AutoConfig": "configuration_gptbert.GptBertConfig", "AutoModel": module + "GptBertModel",
-                     "AutoModelForMaskedLM": module + "GptBertForMaskedLM",
-                     "AutoModelForCausalLM": module + "GptBertForCausalLM",
-                     "AutoModelForSequenceClassification": module + "GptBertForSequenceClassification"},
+        "auto_map": GPTBERT_SHIPPED.auto_map(),
         "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size, "num_hidden_layers": cfg.num_layers,
         "num_attention_heads": cfg.num_heads, "intermediate_size": cfg.ffn_size,
         "max_position_embeddings": cfg.max_seq_len, "position_bucket_size": cfg.position_buckets,
@@ -332,12 +335,7 @@ def _write_gptbert(directory: Path, model, tokenizer: Tokenizer) -> None:
     config = gptbert_config(model.cfg, tokenizer, model.antlm_config.get("mlm_target_offset", 1))
     state = {(name if name.startswith("head.") else f"gptbert.{name}"): tensor
              for name, tensor in model.state_dict().items() if name != "head.decoder.weight"}
-    _save_weights(directory / "model.safetensors", state)
-    _write_json(directory / "config.json", config)
-    for name in GPTBERT_FILES:
-        shutil.copyfile(GPTBERT_CODE / name, directory / name)
-    _write_tokenizer(directory, tokenizer, single=f"{BOS} $A {EOS}", pair=f"{BOS} $A {EOS} $B {EOS}",
-                     max_len=model.cfg.max_seq_len, cls_token=BOS, sep_token=EOS)
+    write_encoder_export(directory, state, config, GPTBERT_SHIPPED, tokenizer, model.cfg.max_seq_len)
 
 
 @torch.inference_mode()
