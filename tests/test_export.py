@@ -18,14 +18,33 @@ from antlm.eval.scoring import causal_logprobs, encode_masked, mask_id_of, pll_s
 from antlm.export.hf import export_hf, hf_causal_logprobs  # noqa: E402
 from antlm.model_io import load_model, save_final  # noqa: E402
 from antlm.models import build_model  # noqa: E402
-from conftest import WORDS, tiny_overrides  # noqa: E402
+from conftest import SHARED_DATA, WORDS, tiny_overrides  # noqa: E402
+from hf_export_checker import check  # noqa: E402
 
 TOL = 1e-4
+# What the official tools need: the masked LM's logits equal antlm's in fp32 (the causal export
+# is held to the same bound).
+LOGIT_TOL = 1e-5
+BLIMP_PAIRS_PER_PARADIGM = 3
+# EWoK-style (context, target) items: the 2025 pipeline scores " " + target after the context and
+# finds its tokens by offsets. Spaces, newlines (2025 EWoK turn_taking) and non-ASCII text are
+# where a tokenizer's offsets or prefix space go wrong.
+EWOK_LIKE = [
+    ("Ali is in the bakery. Ali sees the candle inside.", "Ali believes that the candle is in the bakery."),
+    ("A: Did you see the dog?\nB: Yes.\nA:", "Where was it?"),
+    ("A: hi\n", "B: hello there"),
+    ("The box is  heavy.", "  It does not move."),
+    ("Wei's café is naïve about the crème brûlée.", "Zoë – who owns it – smiles."),
+    ("The 東京 train left at 9:45.", "It arrived \"late\"."),
+    (" A leading space.", " And another one."),
+    ("Tabs\tand\nnewlines", "end\n"),
+]
 OVERRIDES = {
     # A non-default rotary base catches an export whose rope setting is silently ignored.
     "babyllama": {"model.rope_theta": 500.0},
     # 8 buckets at length 32 puts distances beyond 4 in the log-bucketed range.
     "ltgbert": {"model.position_buckets": 8},
+    "gptbert": {"model.position_buckets": 8},
 }
 
 
@@ -54,7 +73,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     tokenizer = train_tokenizer(_sentences(800, 0), vocab_size=300)
     out = {}
-    for backbone in ("babyllama", "ltgbert"):
+    for backbone in ("babyllama", "ltgbert", "gptbert"):
         run = _save_random_model(root / backbone, tokenizer, backbone)
         out[backbone] = (run, export_hf(run, root / f"{backbone}-hf"))
     return out
@@ -63,6 +82,107 @@ def runs(tmp_path_factory):
 def _random_ids(vocab: int, rows: int = 3, length: int = 32) -> torch.Tensor:
     generator = torch.Generator().manual_seed(1)
     return torch.randint(5, vocab, (rows, length), generator=generator)
+
+
+def probe_texts() -> tuple[list[str], list[tuple[str, str]]]:
+    """Real BLiMP sentences (when the shared data is here) and EWoK-style (context, target) items:
+    the synthetic ones above plus, when present, real EWoK items read from the zip in memory."""
+    from antlm.eval.tasks import load_task
+
+    sentences = [" ".join(random.Random(i).choice(WORDS) for _ in range(6)) + " ." for i in range(20)]
+    items = list(EWOK_LIKE)
+    if (SHARED_DATA / "blimp_filtered").is_dir():
+        for pairs in load_task(SHARED_DATA, "blimp", limit=BLIMP_PAIRS_PER_PARADIGM).values():
+            sentences += [text for item in pairs for text in (item.good, item.bad)]
+    if (SHARED_DATA / "ewok" / "ewok_filtered.zip").is_file():
+        for domain in load_task(SHARED_DATA, "ewok", limit=2).values():
+            items += [(item.context, target) for item in domain for target in (item.good, item.bad)]
+    return sentences, items
+
+
+def export_spec(run, hf_dir, sentences: list[str], items: list[tuple[str, str]]) -> dict:
+    """What antlm computes for the checker (tests/hf_export_checker.py) to compare an export with.
+
+    GPT-BERT's tokenizer is checked; its models have their own parity tests (test_gptbert_export.py)."""
+    model, tokenizer = load_model(run)
+    backbone = model.antlm_config["backbone"]
+    causal = backbone == "babyllama"
+    bos, eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
+
+    def wrap(ids: list[int]) -> list[int]:
+        return [bos] + ids if causal else [bos] + ids + [eos]
+
+    def encode(text: str):
+        return tokenizer.encode(text, add_special_tokens=False)
+
+    texts = sentences + [f"{context} {target}" for context, target in items]
+    encodings = [encode(t) for t in texts]
+    offsets = [[[0, 0]] + [list(o) for o in e.offsets] + ([] if causal else [[0, 0]]) for e in encodings]
+    pairs = []
+    for first, second in zip(texts[:6], texts[6:12]):
+        a, b = encode(first).ids, encode(second).ids
+        pairs.append([first, second, [bos] + a + [bos] + b if causal else [bos] + a + [eos] + b + [eos]])
+    # BLiMP scores the whole sentence; EWoK the target's tokens, which follow the context's.
+    completions = [[s, s, list(range(1, 1 + len(e.ids)))] for s, e in zip(sentences, encodings)]
+    for context, target in items:
+        head, whole = encode(context).ids, encode(f"{context} {target}").ids
+        assert whole[:len(head)] == head, (context, target)  # else "the target's tokens" is ill-defined
+        completions.append([f"{context} {target}", " " + target, list(range(1 + len(head), 1 + len(whole)))])
+    ids = _random_ids(tokenizer.get_vocab_size())
+    mask = torch.ones_like(ids)
+    mask[1, 20:] = 0
+    mask[2, 7:] = 0
+    with torch.no_grad():
+        logits = model(ids, causal=causal, attention_mask=None if causal else mask)
+    spec = {"name": hf_dir.name, "dir": str(hf_dir), "kind": "causal" if causal else "masked",
+            "specials": {"pad": 0, "bos": bos, "eos": eos, "mask": tokenizer.token_to_id("<mask>")},
+            "texts": texts, "ids": [wrap(e.ids) for e in encodings], "offsets": offsets,
+            "pairs": pairs, "completions": completions, "tolerance": LOGIT_TOL}
+    if backbone != "gptbert":
+        spec["logits"] = {"ids": ids.tolist(), "mask": mask.tolist(), "values": logits.tolist()}
+    return spec
+
+
+@pytest.fixture(scope="module")
+def spec(runs) -> dict:
+    sentences, items = probe_texts()
+    return {"exports": [export_spec(run, hf_dir, sentences, items) for run, hf_dir in runs.values()]}
+
+
+def test_exports_work_in_the_official_tools(spec):
+    """Tokenizer (ids, offsets, completion tokens, padding, pairs) and every Auto class the BabyLM
+    pipelines load, under the transformers installed here (tests/test_export_hf4.py: 4.51.3)."""
+    report = check(spec)
+    assert report["failures"] == [], "\n".join(report["failures"])
+    counts = report["counts"]
+    assert counts["ltgbert-hf/AutoProcessor/texts"] >= len(EWOK_LIKE) + 20
+    assert counts["ltgbert-hf/AutoModelForMaskedLM/max_abs_logit_error"] <= LOGIT_TOL
+
+
+def test_export_tokenizer_config_names_the_prefix_space(runs):
+    """transformers 4.x rebuilds the byte-level pre-tokenizer from this key (default False)."""
+    for _, hf_dir in runs.values():
+        config = json.loads((hf_dir / "tokenizer_config.json").read_text())
+        assert config["add_prefix_space"] is True and config["padding_side"] == "right"
+        assert json.loads((hf_dir / "tokenizer.json").read_text())["pre_tokenizer"]["add_prefix_space"] is True
+
+
+def test_export_refuses_a_tokenizer_transformers_would_change(runs, tmp_path, monkeypatch):
+    """The export re-reads its tokenizer with the installed transformers before publishing it."""
+    import antlm.export.hf as hf
+
+    run, _ = runs["ltgbert"]
+    real = transformers.PreTrainedTokenizerFast.from_pretrained
+
+    def drops_prefix_space(path, *args, **kwargs):
+        loaded = real(path, *args, **kwargs)
+        loaded.backend_tokenizer.pre_tokenizer = __import__("tokenizers").pre_tokenizers.ByteLevel(add_prefix_space=False)
+        return loaded
+
+    monkeypatch.setattr(transformers.PreTrainedTokenizerFast, "from_pretrained", drops_prefix_space)
+    with pytest.raises(UserError, match="tokenizes the export unlike antlm"):
+        hf.export_hf(run, tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()
 
 
 def test_babyllama_loads_as_stock_llama_with_same_logits(runs):

@@ -7,6 +7,12 @@
 * LTG-BERT -> `LtgBertForMaskedLM`, shipped as model code next to the weights (ltgbert_hf/) and
   wired through `auto_map`, so `AutoModelForMaskedLM.from_pretrained(dir, trust_remote_code=True)`
   loads it. The LM head's decoder is tied to the word embedding; only the embedding is stored.
+  `AutoModel` (the encoder: the 2025 pipeline's fine-tuning) and
+  `AutoModelForSequenceClassification` (a fresh classifier head: the 2024 pipeline's
+  finetune_classification.py) load the same files. `write_encoder_export` writes what any
+  encoder export needs (weights, config.json with auto_map, shipped code, `<s> $A </s>` tokenizer),
+  so another encoder backbone (GPT-BERT: gptbert_hf/, which adds AutoModelForCausalLM) only adds
+  its state dict, its config and its `ShippedCode`.
 
 Special tokens. antlm scores a sentence causally after a `<s>` token, and its masked-LM
 objective sees plain token sequences. The exported tokenizers add special tokens the way each
@@ -18,6 +24,17 @@ model family's users (and scorers such as minicons) expect from a plain `tokeniz
 Pass `add_special_tokens=False` to get antlm's bare ids; with minicons, leave its `bos_token`
 option off for the Llama export (the tokenizer already adds `<s>`).
 
+The tokenizer gives antlm's ids under transformers 4.x and 5.x alike. tokenizer.json keeps
+antlm's byte-level pre-tokenizer (with its prefix space), and tokenizer_config.json names
+`add_prefix_space` explicitly: transformers 4.x's `PreTrainedTokenizerFast` rebuilds the
+pre-tokenizer from that key (default False) and would otherwise drop the space before each
+text's first word. Offsets are the pre-tokenizer's, untrimmed: a token " dog" spans its space,
+and the prefix-space token of "The" spans "T". The 2025 pipeline picks a completion's tokens as
+those whose end offset passes the completion's start (sentence_zero_shot/dataset.py,
+`process_mlm_sentences`); untrimmed offsets keep every token of antlm's encoding in that range.
+Each export is re-read with the installed transformers before it is published, and one that
+would tokenize differently is refused.
+
 transformers 5's AutoTokenizer reads config.json first, so for the LTG-BERT export it asks about
 remote code unless given `trust_remote_code=True` (answering no still loads the tokenizer).
 """
@@ -26,6 +43,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -37,8 +55,42 @@ from antlm.data.tokenizer import BOS, EOS, MASK, PAD, UNK
 from antlm.errors import UserError
 from antlm.model_io import load_model
 
+
+@dataclass(frozen=True)
+class ShippedCode:
+    """Model code copied into an export and named in config.json's `auto_map`.
+
+    `config_class` and every entry of `classes` are "module.Class" names of files in `directory`;
+    `classes` maps a transformers Auto class (AutoModel, AutoModelForMaskedLM, ...) to one.
+    """
+    directory: Path
+    config_class: str
+    classes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        modules = [self.config_class.split(".")[0]] + [name.split(".")[0] for name in self.classes.values()]
+        return tuple(f"{module}.py" for module in dict.fromkeys(modules))
+
+    def auto_map(self) -> dict[str, str]:
+        return {"AutoConfig": self.config_class, **self.classes}
+
+    def copy_into(self, directory: Path) -> None:
+        for name in self.files:
+            shutil.copyfile(self.directory / name, directory / name)
+
+
 SHIPPED_CODE = Path(__file__).resolve().parent / "ltgbert_hf"
-LTGBERT_FILES = ("configuration_ltgbert.py", "modeling_ltgbert.py")
+LTGBERT_CODE = ShippedCode(SHIPPED_CODE, "configuration_ltgbert.LtgBertConfig", {
+    "AutoModel": "modeling_ltgbert.LtgBertModel",
+    "AutoModelForMaskedLM": "modeling_ltgbert.LtgBertForMaskedLM",
+    "AutoModelForSequenceClassification": "modeling_ltgbert.LtgBertForSequenceClassification",
+})
+LTGBERT_FILES = LTGBERT_CODE.files
+# Strings whose tokenization a transformers version has got wrong before (first-word prefix
+# space) or could (spaces, newlines, multi-byte characters); every export is checked on them.
+TOKENIZER_PROBES = ("The dog runs.", " a leading space", "two  spaces and\nA: a newline", "naïve café – 東京",
+                    "Ali sees the candle. Ali believes that the candle is in the bakery.")
 
 
 def _require_transformers():
@@ -121,6 +173,14 @@ def _special_ids(tokenizer: Tokenizer) -> dict[str, int]:
             (("pad", PAD), ("bos", BOS), ("eos", EOS), ("mask", MASK), ("unk", UNK))}
 
 
+def _prefix_space(tokenizer: Tokenizer) -> bool | None:
+    """The byte-level pre-tokenizer's add_prefix_space (None: no such pre-tokenizer)."""
+    state = json.loads(tokenizer.to_str()).get("pre_tokenizer") or {}
+    parts = state.get("pretokenizers", [state]) if state.get("type") == "Sequence" else [state]
+    values = [part["add_prefix_space"] for part in parts if part.get("type") == "ByteLevel"]
+    return values[0] if values else None
+
+
 def _write_tokenizer(directory: Path, tokenizer: Tokenizer, single: str, pair: str, max_len: int,
                      **special: str) -> None:
     from transformers import PreTrainedTokenizerFast
@@ -134,12 +194,35 @@ def _write_tokenizer(directory: Path, tokenizer: Tokenizer, single: str, pair: s
         unk_token=UNK, model_max_length=max_len, clean_up_tokenization_spaces=False,
         model_input_names=["input_ids", "attention_mask"], **special)
     fast.save_pretrained(str(directory))
-    # transformers 5 writes its own class name (TokenizersBackend), which 4.x cannot resolve;
-    # PreTrainedTokenizerFast loads the same tokenizer.json under both.
     config_path = directory / "tokenizer_config.json"
     config = json.loads(config_path.read_text())
+    # transformers 5 writes its own class name (TokenizersBackend), which 4.x cannot resolve;
+    # PreTrainedTokenizerFast loads the same tokenizer.json under both.
     config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    prefix_space = _prefix_space(hf_tok)
+    if prefix_space is not None:
+        # 4.x rewrites the pre-tokenizer to this value (False when absent); 5.x only records it.
+        config["add_prefix_space"] = prefix_space
+    # The pipelines pad on the right (and the 2025 one asks for it); say so rather than rely on defaults.
+    config["padding_side"] = config["truncation_side"] = "right"
     _write_json(config_path, config)
+    _check_tokenizer(directory, hf_tok)
+
+
+def _check_tokenizer(directory: Path, expected: Tokenizer) -> None:
+    """Refuse an export that the installed transformers would tokenize unlike antlm."""
+    import transformers
+    from transformers import PreTrainedTokenizerFast
+
+    # The class tokenizer_config.json names, which is what AutoTokenizer builds, without reading
+    # config.json (whose auto_map would import the shipped model code).
+    loaded = PreTrainedTokenizerFast.from_pretrained(str(directory))
+    for text in TOKENIZER_PROBES:
+        want = expected.encode(text)
+        got = loaded(text, return_offsets_mapping=True, verbose=False)
+        if got["input_ids"] != want.ids or [tuple(o) for o in got["offset_mapping"]] != want.offsets:
+            raise UserError(f"transformers {transformers.__version__} tokenizes the export unlike antlm "
+                            f"({text!r}: {got['input_ids']} instead of {want.ids}); please report this")
 
 
 def llama_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -189,9 +272,6 @@ def ltgbert_config(cfg, tokenizer: Tokenizer) -> dict:
     ids = _special_ids(tokenizer)
     return {
         "architectures": ["LtgBertForMaskedLM"], "model_type": "antlm-ltgbert",
-        "auto_map": {"AutoConfig": "configuration_ltgbert.LtgBertConfig",
-                     "AutoModel": "modeling_ltgbert.LtgBertModel",
-                     "AutoModelForMaskedLM": "modeling_ltgbert.LtgBertForMaskedLM"},
         "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size, "num_hidden_layers": cfg.num_layers,
         "num_attention_heads": cfg.num_heads, "intermediate_size": cfg.ffn_size,
         "max_position_embeddings": cfg.max_seq_len, "position_bucket_size": cfg.position_buckets,
@@ -203,17 +283,31 @@ def ltgbert_config(cfg, tokenizer: Tokenizer) -> dict:
     }
 
 
-def _write_ltgbert(directory: Path, model, tokenizer: Tokenizer) -> None:
-    _save_weights(directory / "model.safetensors", ltgbert_state_dict(model))
-    _write_json(directory / "config.json", ltgbert_config(model.cfg, tokenizer))
-    for name in LTGBERT_FILES:
-        shutil.copyfile(SHIPPED_CODE / name, directory / name)
+def write_encoder_export(directory: Path, state: dict[str, torch.Tensor], config: dict, code: ShippedCode,
+                         tokenizer: Tokenizer, max_len: int) -> None:
+    """An encoder export: weights, config.json (with `code`'s auto_map), the shipped code, and a
+    tokenizer that wraps text as `<s> $A </s>` (pairs `<s> $A </s> $B </s>`) with `<s>`/`</s>` as
+    cls/sep, which masked-LM scorers and fine-tuning scripts read."""
+    _save_weights(directory / "model.safetensors", state)
+    _write_json(directory / "config.json", {**config, "auto_map": code.auto_map()})
+    code.copy_into(directory)
     _write_tokenizer(directory, tokenizer, single=f"{BOS} $A {EOS}", pair=f"{BOS} $A {EOS} $B {EOS}",
-                     max_len=model.cfg.max_seq_len, cls_token=BOS, sep_token=EOS)
+                     max_len=max_len, cls_token=BOS, sep_token=EOS)
+
+
+def _write_ltgbert(directory: Path, model, tokenizer: Tokenizer) -> None:
+    write_encoder_export(directory, ltgbert_state_dict(model), ltgbert_config(model.cfg, tokenizer),
+                         LTGBERT_CODE, tokenizer, model.cfg.max_seq_len)
 
 
 GPTBERT_CODE = Path(__file__).resolve().parent / "gptbert_hf"
-GPTBERT_FILES = ("configuration_gptbert.py", "modeling_gptbert.py")
+GPTBERT_SHIPPED = ShippedCode(GPTBERT_CODE, "configuration_gptbert.GptBertConfig", {
+    "AutoModel": "modeling_gptbert.GptBertModel",
+    "AutoModelForMaskedLM": "modeling_gptbert.GptBertForMaskedLM",
+    "AutoModelForCausalLM": "modeling_gptbert.GptBertForCausalLM",
+    "AutoModelForSequenceClassification": "modeling_gptbert.GptBertForSequenceClassification",
+})
+GPTBERT_FILES = GPTBERT_SHIPPED.files
 
 
 def gptbert_config(cfg, tokenizer: Tokenizer, target_offset: int) -> dict:
@@ -222,13 +316,9 @@ def gptbert_config(cfg, tokenizer: Tokenizer, target_offset: int) -> dict:
         # The shipped classes read MNTP outputs (position k predicts k+1) under both masks.
         raise UserError("only GPT-BERT models trained with mlm.target_offset=1 (MNTP) can be exported")
     ids = _special_ids(tokenizer)
-    module = "modeling_gptbert."
     return {
         "architectures": ["GptBertForMaskedLM"], "model_type": "antlm-gptbert",
-        "auto_map": {"AutoConfig": "configuration_gptbert.GptBertConfig", "AutoModel": module + "GptBertModel",
-                     "AutoModelForMaskedLM": module + "GptBertForMaskedLM",
-                     "AutoModelForCausalLM": module + "GptBertForCausalLM",
-                     "AutoModelForSequenceClassification": module + "GptBertForSequenceClassification"},
+        "auto_map": GPTBERT_SHIPPED.auto_map(),
         "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size, "num_hidden_layers": cfg.num_layers,
         "num_attention_heads": cfg.num_heads, "intermediate_size": cfg.ffn_size,
         "max_position_embeddings": cfg.max_seq_len, "position_bucket_size": cfg.position_buckets,
@@ -245,12 +335,7 @@ def _write_gptbert(directory: Path, model, tokenizer: Tokenizer) -> None:
     config = gptbert_config(model.cfg, tokenizer, model.antlm_config.get("mlm_target_offset", 1))
     state = {(name if name.startswith("head.") else f"gptbert.{name}"): tensor
              for name, tensor in model.state_dict().items() if name != "head.decoder.weight"}
-    _save_weights(directory / "model.safetensors", state)
-    _write_json(directory / "config.json", config)
-    for name in GPTBERT_FILES:
-        shutil.copyfile(GPTBERT_CODE / name, directory / name)
-    _write_tokenizer(directory, tokenizer, single=f"{BOS} $A {EOS}", pair=f"{BOS} $A {EOS} $B {EOS}",
-                     max_len=model.cfg.max_seq_len, cls_token=BOS, sep_token=EOS)
+    write_encoder_export(directory, state, config, GPTBERT_SHIPPED, tokenizer, model.cfg.max_seq_len)
 
 
 @torch.inference_mode()

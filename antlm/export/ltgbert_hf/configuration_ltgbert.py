@@ -28,6 +28,7 @@ class LtgBertConfig(PretrainedConfig):
         position_bucket_max: Optional[int] = None,
         geglu_gelu: str = "exact",
         ffn_mid_dropout: bool = True,
+        classifier_dropout: Optional[float] = None,
         **kwargs,
     ):
         self.vocab_size = vocab_size
@@ -48,6 +49,8 @@ class LtgBertConfig(PretrainedConfig):
         self.attention_probs_dropout_prob = attention_probs_dropout_prob
         self.initializer_range = initializer_range
         self.mask_token_id = mask_token_id
+        # Dropout before the sequence classifier's output layer; None: hidden_dropout_prob.
+        self.classifier_dropout = classifier_dropout
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,

@@ -4,8 +4,12 @@ Standalone (torch + transformers only): this file is copied into each export dir
 with `trust_remote_code=True`. It re-implements antlm's LTG-BERT forward pass with the same
 numerics: parameter-free pre-norms, a shared log-bucketed relative-position table, disentangled
 attention (content-content + content-position + position-content, scaled by 1/sqrt(3*head_dim)),
-GEGLU feed-forward (tanh or exact GELU, `geglu_gelu`), and an LM head tied to the word embedding. Attention is bidirectional; the
-`attention_mask` (1 = token, 0 = padding) only hides padding keys.
+GEGLU feed-forward (tanh or exact GELU, `geglu_gelu`), and an LM head tied to the word embedding.
+Attention is bidirectional; the `attention_mask` (1 = token, 0 = padding) only hides padding keys.
+
+Classes: `LtgBertModel` (the encoder, AutoModel), `LtgBertForMaskedLM` (AutoModelForMaskedLM, what
+the export's weights are) and `LtgBertForSequenceClassification` (AutoModelForSequenceClassification:
+the encoder plus a classifier head that fine-tuning trains from scratch).
 """
 import math
 from typing import Optional
@@ -14,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import PreTrainedModel
-from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput
+from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput, SequenceClassifierOutput
 
 from .configuration_ltgbert import LtgBertConfig
 
@@ -182,7 +186,10 @@ class LtgBertModel(LtgBertPreTrainedModel):
         index = bucket_index(length, self.config.position_bucket_size, bucket_max, x.device)
         blocked = None
         if attention_mask is not None:
-            blocked = ~attention_mask.to(device=x.device, dtype=torch.bool)[:, None, None, :]
+            # [batch, key] (1 = token), or [batch, query, key] as the 2025 pipeline's fine-tuning
+            # builds with --causal.
+            keep = attention_mask.to(device=x.device, dtype=torch.bool)
+            blocked = ~(keep[:, None, None, :] if keep.dim() == 2 else keep[:, None])
         states = (x,) if output_hidden_states else None
         for layer in self.layers:
             x = layer(x, rel, index, blocked)
@@ -253,3 +260,90 @@ class LtgBertForMaskedLM(LtgBertPreTrainedModel):
             output = (logits,) + ((encoded.hidden_states,) if output_hidden_states else ())
             return ((loss,) + output) if loss is not None else output
         return MaskedLMOutput(loss=loss, logits=logits, hidden_states=encoded.hidden_states)
+
+
+class LtgBertClassifier(nn.Module):
+    """The classifier on the first token (`<s>`): norm, dense, GELU, norm, dropout, linear.
+
+    Not BERT's dropout + linear on a pooler: LTG-BERT has no pooler and no final LayerNorm, so its
+    last hidden states are the raw residual stream, whose scale grows with depth; a head that
+    normalizes first is what the LTG-BERT authors ship (`Classifier` in ltg/ltg-bert's
+    modeling_ltgbert.py on the Hugging Face hub) and what the BabyLM 2025 pipeline puts on any
+    encoder (evaluation_pipeline/finetune/classifier_model.py, `ClassifierHead`), so the 2024
+    script's AutoModelForSequenceClassification and the 2025 fine-tuning train the same head.
+    Dropout: `classifier_dropout`, else `hidden_dropout_prob` (the BERT convention).
+    """
+
+    def __init__(self, config: LtgBertConfig):
+        super().__init__()
+        h = config.hidden_size
+        dropout = config.classifier_dropout
+        self.pre_norm = _norm(h, config.layer_norm_eps)
+        self.dense = nn.Linear(h, h)
+        self.post_norm = _norm(h, config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
+        self.out_proj = nn.Linear(h, config.num_labels)
+
+    def forward(self, first: Tensor) -> Tensor:
+        hidden = self.post_norm(F.gelu(self.dense(self.pre_norm(first))))
+        return self.out_proj(self.dropout(hidden))
+
+
+class LtgBertForSequenceClassification(LtgBertPreTrainedModel):
+    """Encoder + `LtgBertClassifier`; loading a masked-LM export leaves the head freshly initialized
+    (its keys are reported missing) and drops the LM head. `config.num_labels` sets the outputs;
+    the loss follows `config.problem_type` as transformers' own classifiers do (1 label: regression)."""
+
+    _keys_to_ignore_on_load_unexpected = [r"^head\."]
+
+    def __init__(self, config: LtgBertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.ltgbert = LtgBertModel(config)
+        self.classifier = LtgBertClassifier(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.ltgbert.word_embedding
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.ltgbert.word_embedding = value
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Optional[Tensor] = None,
+        token_type_ids: Optional[Tensor] = None,
+        position_ids: Optional[Tensor] = None,
+        labels: Optional[Tensor] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        **kwargs,
+    ):
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        encoded = self.ltgbert(input_ids, attention_mask=attention_mask,
+                               output_hidden_states=output_hidden_states, return_dict=True)
+        logits = self.classifier(encoded.last_hidden_state[:, 0])
+        loss = None
+        if labels is not None:
+            loss = self._loss(logits, labels.to(logits.device))
+        if not return_dict:
+            output = (logits,) + ((encoded.hidden_states,) if output_hidden_states else ())
+            return ((loss,) + output) if loss is not None else output
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=encoded.hidden_states)
+
+    def _loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        if self.config.problem_type is None:
+            if self.num_labels == 1:
+                self.config.problem_type = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                self.config.problem_type = "single_label_classification"
+            else:
+                self.config.problem_type = "multi_label_classification"
+        if self.config.problem_type == "regression":
+            if self.num_labels == 1:
+                return F.mse_loss(logits.view(-1).float(), labels.view(-1).float())
+            return F.mse_loss(logits.float(), labels.float())
+        if self.config.problem_type == "single_label_classification":
+            return F.cross_entropy(logits.view(-1, self.num_labels).float(), labels.view(-1))
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
