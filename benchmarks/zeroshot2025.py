@@ -36,9 +36,12 @@ Usage (from the repository root):
         [--backend causal|mlm|mntp] [--model RUN_DIR_OR_FINAL] [--sentences N] [--eval-set full|fast]
         [--repeats K] [--threads T]
 
-Sentences: good and bad sentences of the first BLiMP paradigms (blimp_filtered, or the 2025
-blimp_fast with --eval-set fast) from ../shared/data or $ANTLM_SHARED_DATA, 25 items per paradigm in
-file order; synthetic pairs when the data is not there. Helpers are shared with pll_vs_minicons.py.
+Sentences: the options of the first items of --task (default BLiMP: good and bad sentences;
+blimp_filtered, or the 2025 blimp_fast with --eval-set fast) from ../shared/data or
+$ANTLM_SHARED_DATA, 25 items per subtask, subtasks sorted, files in order; synthetic pairs when the
+data is not there. `--task ewok` and `entity_tracking` score a completion after a context, so they
+also check the phrase-mask rule where it scores part of a sentence. Helpers are shared with
+pll_vs_minicons.py.
 """
 from __future__ import annotations
 
@@ -78,20 +81,27 @@ QUICK_SENTENCES = 60
 ITEMS_PER_PARADIGM = 25
 WARMUP_ITEMS = 4
 BACKENDS = ("causal", "mlm", "mntp")
+TASKS = ("blimp", "blimp_supplement", "ewok", "entity_tracking")  # tasks whose items all have equal option counts
 BACKBONE_FOR = {"causal": "babyllama", "mlm": "ltgbert", "mntp": "babyllama"}
 OFFSET_FOR = {"causal": 1, "mlm": 0, "mntp": 1}  # the model's mlm target offset each backend needs
 
 
 # --- inputs ----------------------------------------------------------------------------------
 
-def blimp_items(count: int, data_dir: Path, eval_set: str) -> Optional[list[Item]]:
-    """The first count // 2 BLiMP pairs (25 per paradigm, paradigms sorted), or None without BLiMP."""
+def task_items(count: int, data_dir: Path, task: str, eval_set: str) -> Optional[list[Item]]:
+    """Items of the first subtasks (25 each, subtasks sorted) up to `count` sentences (options), or
+    None when the task's data is not there."""
     try:
-        task = load_task(data_dir, "blimp", limit=ITEMS_PER_PARADIGM, eval_set=eval_set)
+        subtasks = load_task(data_dir, task, limit=ITEMS_PER_PARADIGM, eval_set=eval_set)
     except UserError:
         return None
-    items = [item for name in sorted(task) for item in task[name]]
-    return items[:max(1, count // 2)]
+    items, sentences = [], 0
+    for item in (item for name in sorted(subtasks) for item in subtasks[name]):
+        if items and sentences + len(item.sentences) > count:
+            break
+        items.append(item)
+        sentences += len(item.sentences)
+    return items
 
 
 def synthetic_items(count: int) -> list[Item]:
@@ -162,6 +172,7 @@ class Scorer2025:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()  # its "longer than the maximum length" note: the 2025 rule does not cut
         self.backend, self.item_batch, self.copy_batch = backend, item_batch, copy_batch
         self.tokenizer = AutoTokenizer.from_pretrained(str(hf_dir), padding_side="right", trust_remote_code=True)
         if self.tokenizer.pad_token_id is None:  # dataset.py's fallback; antlm's exports declare <pad>
@@ -275,10 +286,12 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--backend", choices=BACKENDS, default="causal")
     parser.add_argument("--model", help="antlm run dir or final/ (causal and mntp: a BabyLlama; mlm: an LTG-BERT "
                                         "with mlm target offset 0); default: a random CPU-size model")
-    parser.add_argument("--sentences", type=int, default=500, help="sentences to score (pairs x 2)")
+    parser.add_argument("--sentences", type=int, default=500, help="sentences (options) to score, whole items")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_SENTENCES} sentences (for tests)")
+    parser.add_argument("--task", choices=TASKS, default="blimp",
+                        help="whose items to score (ewok and entity_tracking score a completion after a context)")
     parser.add_argument("--eval-set", choices=("full", "fast"), default="full",
-                        help="BLiMP from blimp_filtered (full) or the 2025 blimp_fast")
+                        help="the full sets (blimp_filtered, ...) or the 2025 fast ones (blimp_fast, ...)")
     parser.add_argument("--repeats", type=int, default=1, help="time each tool k times, keep the best")
     parser.add_argument("--item-batch", type=int, default=64, help="items per batch (the pipeline's --batch_size)")
     parser.add_argument("--copy-batch", type=int, default=64,
@@ -319,12 +332,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     from antlm.export.hf import export_hf
 
     data_dir = args.data or shared_data_dir()
-    items = blimp_items(args.sentences, data_dir, args.eval_set)
-    source = f"BLiMP {args.eval_set} set ({data_dir})"
+    items = task_items(args.sentences, data_dir, args.task, args.eval_set)
+    source = f"{args.task}, {args.eval_set} set ({data_dir})"
     if not items:
-        items, source = synthetic_items(args.sentences), "synthetic"
+        items, source = synthetic_items(args.sentences), "synthetic pairs"
     sentences = [s for item in items for s in item.sentences]
-    print(f"sentences: {len(sentences)} ({len(items)} pairs) from {source}")
+    print(f"sentences: {len(sentences)} ({len(items)} items) from {source}")
 
     with tempfile.TemporaryDirectory(prefix="antlm-bench-zs2025-") as tmp:
         tmp = Path(tmp)
@@ -359,10 +372,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                 print(f"  {line}", file=sys.stderr)
             return 1
         encoded = [e for per_item in scorer.encode(items) for e in per_item]
-        scored = sum(len(e.scored) for e in encoded)
+        scored, longest = sum(len(e.scored) for e in encoded), max(len(e.ids) for e in encoded)
         print(f"tokens per sentence: mean {sum(len(e.ids) for e in encoded) / len(encoded):.1f} (special tokens "
-              f"included), max {max(len(e.ids) for e in encoded)}; {scored} scored tokens"
-              f"{' = masked copies' if args.backend != 'causal' else ''}")
+              f"included), max {longest}; {scored} scored tokens{' = masked copies' if args.backend != 'causal' else ''}")
+        if not hasattr(model, "extend_positions") and longest > cfg.max_seq_len:
+            # Neither side cuts (the 2025 rule): the encoder's export raises and antlm refuses such items.
+            print(f"error: an input has {longest} tokens, more than this encoder's max_seq_len={cfg.max_seq_len} "
+                  "(--sentences fewer, another --task, or a larger --max-seq-len)", file=sys.stderr)
+            return 2
 
         warm = items[:WARMUP_ITEMS]
         scorer.scores(warm)
@@ -402,7 +419,7 @@ def main(argv: Optional[list[str]] = None) -> int:
           f"{args.item_batch} items / {args.copy_batch} copies per batch, antlm batch_tokens {args.batch_tokens}]")
     print(f"max |antlm - 2025 method| score difference: {diffs[worst]:.3g} (sentence {worst}: "
           f"{sentences[worst]!r}, antlm {ours_flat[worst]:.6f}, 2025 method {base_flat[worst]:.6f}); "
-          f"same choice on {agree}/{len(items)} pairs")
+          f"same choice on {agree}/{len(items)} items")
     status = 0
     if diffs[worst] > TOLERANCE:
         print(f"error: scores differ by more than {TOLERANCE} on sentence {worst}: {sentences[worst]!r}",
