@@ -65,9 +65,14 @@ def test_masked_and_causal_classes_reproduce_antlm(exported):
     with torch.no_grad():
         ours = model(ids, causal=False, attention_mask=mask)
         got = masked(input_ids=ids, attention_mask=mask).logits
-        # MNTP: antlm's output at k-1 predicts token k; the masked-LM class puts it at k.
-        real = mask[:, 1:].bool()
-        assert torch.allclose(got[:, 1:][real], ours[:, :-1][real], atol=TOL)
+        # MNTP as trained: the masked-LM class's output at k predicts token k+1, as antlm's does
+        # (what the 2025 pipeline's mntp backend reads).
+        real = mask.bool()
+        assert torch.allclose(got[real], ours[real], atol=TOL)
+        masked.config.shift_mlm_logits = True
+        shifted = masked(input_ids=ids, attention_mask=mask).logits
+        assert torch.allclose(shifted[:, 1:][mask[:, 1:].bool()], ours[:, :-1][mask[:, 1:].bool()], atol=TOL)
+        masked.config.shift_mlm_logits = False
         assert torch.allclose(causal(ids).logits, model(ids, causal=True), atol=TOL)
         changed = ids.clone()
         changed[0, -1] = 5 if ids[0, -1] != 5 else 6

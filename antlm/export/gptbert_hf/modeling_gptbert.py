@@ -8,9 +8,11 @@ weighting after every sub-layer, GEGLU feed-forward, and an LM head tied to the 
 
 The network was trained with MNTP: the output at position k predicts token k+1 under both masks.
   * GptBertForCausalLM: a causal mask; logits[:, k] predict token k+1 (the usual causal-LM layout).
-  * GptBertForMaskedLM: no mask; logits are shifted right by one, so logits[:, k] predict token k in
-    place, as masked-LM scorers expect. Position 0 (the `<s>` the tokenizer adds) has no
-    prediction of its own and repeats position 1's.
+  * GptBertForMaskedLM: no mask; logits[:, k] predict token k+1, as trained, which is what the 2025
+    pipeline's `mntp` backend reads (the logits one position left of each mask) and how GPT-BERT's
+    own releases behave. With `shift_mlm_logits: true` in config.json they are shifted right by one
+    instead, so logits[:, k] predict token k in place for scorers that read at the mask (`mlm`);
+    position 0 then repeats position 1's.
   * GptBertForSequenceClassification: no mask; the first token's state -> parameter-free norm ->
     dropout -> linear, as antlm's GLUE fine-tuning (a fresh head).
 `attention_mask` (1 = token, 0 = padding) hides padding keys.
@@ -244,10 +246,12 @@ class GptBertForMaskedLM(_GptBertWithHead):
     def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None, token_type_ids: Optional[Tensor] = None,
                 position_ids: Optional[Tensor] = None, labels: Optional[Tensor] = None,
                 output_hidden_states: Optional[bool] = None, return_dict: Optional[bool] = None, **kwargs):
-        """Logits predict each position's own token (shifted from MNTP); labels use -100 to skip."""
+        """MNTP logits (position k predicts token k+1; in place with config.shift_mlm_logits); labels
+        are aligned with the logits, -100 to skip."""
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         logits, states = self._logits(input_ids, attention_mask, output_hidden_states)
-        logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+        if getattr(self.config, "shift_mlm_logits", False):
+            logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.to(logits.device).flatten(), ignore_index=-100)
