@@ -47,3 +47,21 @@ def tiny_overrides(corpus: Path, **extra) -> list[str]:
     }
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
+
+
+def save_random_model(directory: Path, tokenizer, backbone: str, **overrides) -> Path:
+    """A run dir with final/ holding a tiny random `backbone` model for `tokenizer`. Norms and biases
+    are moved off their 1/0 init, so a mis-mapped one cannot go unnoticed in parity tests."""
+    from antlm.config import build_config
+    from antlm.model_io import save_final
+    from antlm.models import build_model
+
+    cfg = build_config(None, tiny_overrides(directory / "unused-corpus", **{"model.backbone": backbone}, **overrides))
+    cfg.model.vocab_size = tokenizer.get_vocab_size()
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    save_final(directory / "final", model, cfg, tokenizer)
+    return directory

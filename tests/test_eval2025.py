@@ -6,16 +6,14 @@ import random
 import pytest
 import torch
 
-from antlm.config import build_config
 from antlm.data.tokenizer import train_tokenizer
 from antlm.errors import UserError
 from antlm.eval import runner, scoring
 from antlm.eval.pipelines import babylm2025
 from antlm.eval.runner import EvalOptions, run_eval, write_outputs
 from antlm.eval.tasks import Item, detect_layout, load_task, locate
-from antlm.model_io import load_model, save_final
-from antlm.models import build_model
-from conftest import SHARED_DATA, WORDS, tiny_overrides
+from antlm.model_io import load_model
+from conftest import SHARED_DATA, WORDS, save_random_model
 
 NEW_2025 = SHARED_DATA / "babylm_2025_eval"
 needs_data = pytest.mark.skipif(not NEW_2025.is_dir(), reason=f"BabyLM 2025 evaluation data not found at {NEW_2025}")
@@ -31,18 +29,8 @@ CASES = [
 ]
 
 
-def _save_random(directory, tokenizer, backbone, **extra):
-    overrides = tiny_overrides(directory / "unused", **{"model.backbone": backbone, "model.max_seq_len": 512,
-                                                        "data.seq_len": 512, **extra})
-    cfg = build_config(None, overrides)
-    cfg.model.vocab_size = tokenizer.get_vocab_size()
-    torch.manual_seed(0)
-    model = build_model(cfg.model)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(0.05 * torch.randn_like(param))
-    save_final(directory / "final", model, cfg, tokenizer)
-    return directory
+def _save_random(directory, tokenizer, backbone):
+    return save_random_model(directory, tokenizer, backbone, **{"model.max_seq_len": 512, "data.seq_len": 512})
 
 
 @pytest.fixture(scope="module")

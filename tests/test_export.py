@@ -11,14 +11,12 @@ from safetensors.torch import load_file
 os.environ["HF_HUB_OFFLINE"] = "1"
 transformers = pytest.importorskip("transformers")
 
-from antlm.config import build_config  # noqa: E402
 from antlm.data.tokenizer import train_tokenizer  # noqa: E402
 from antlm.errors import UserError  # noqa: E402
 from antlm.eval.scoring import causal_logprobs, encode_masked, mask_id_of, pll_scores  # noqa: E402
 from antlm.export.hf import export_hf, hf_causal_logprobs  # noqa: E402
-from antlm.model_io import load_model, save_final  # noqa: E402
-from antlm.models import build_model  # noqa: E402
-from conftest import SHARED_DATA, WORDS, tiny_overrides  # noqa: E402
+from antlm.model_io import load_model  # noqa: E402
+from conftest import SHARED_DATA, WORDS, save_random_model  # noqa: E402
 from hf_export_checker import check  # noqa: E402
 
 TOL = 1e-4
@@ -54,17 +52,7 @@ def _sentences(count: int, seed: int) -> list[str]:
 
 
 def _save_random_model(directory, tokenizer, backbone: str, **extra):
-    cfg = build_config(None, tiny_overrides(directory / "unused-corpus", **{"model.backbone": backbone},
-                                            **OVERRIDES[backbone], **extra))
-    cfg.model.vocab_size = tokenizer.get_vocab_size()
-    torch.manual_seed(0)
-    model = build_model(cfg.model)
-    with torch.no_grad():
-        # Move norms and biases off their 1/0 init, so a mis-mapped one cannot go unnoticed.
-        for param in model.parameters():
-            param.add_(0.05 * torch.randn_like(param))
-    save_final(directory / "final", model, cfg, tokenizer)
-    return directory
+    return save_random_model(directory, tokenizer, backbone, **OVERRIDES[backbone], **extra)
 
 
 @pytest.fixture(scope="module")
