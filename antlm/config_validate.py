@@ -28,8 +28,6 @@ def _validate_data_recipe(cfg: RunConfig) -> None:
         raise ConfigError(f"data.short_fraction must be in [0, 1], got {d.short_fraction}")
     if d.short_fraction and d.seq_len < 4:
         raise ConfigError(f"data.short_fraction needs data.seq_len >= 4 (a short row keeps 1..seq_len-3 tokens), got {d.seq_len}")
-    if d.short_fraction and cfg.distill.teachers:
-        raise ConfigError("data.short_fraction is not implemented with distillation: set data.short_fraction=0 or no distill.teachers")
     if d.block_offsets not in ("fixed", "random"):
         raise ConfigError(f"data.block_offsets must be fixed or random, got '{d.block_offsets}'")
 

@@ -214,6 +214,8 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
 
         if cfg.train.z_loss:
             raise RunError("train.z_loss is not implemented with distillation: set train.z_loss=0 or no distill.teachers")
+        if cfg.data.short_fraction:  # the teachers would attend to the padding
+            raise RunError("data.short_fraction is not implemented with distillation: set data.short_fraction=0 or no distill.teachers")
         objectives = sorted({o for resolved in schedule.phases for o in resolved.phase.pattern})
         teachers = TeacherEnsemble(cfg.distill, data.tokenizer.get_vocab(), objectives, device,
                                    student_offset=default_target_offset(cfg.model.backbone) if cfg.mlm.target_offset is None
