@@ -212,9 +212,10 @@ def _train(corpus, out, resume=False, **extra):
 def test_resume_across_the_length_switch_is_bitwise_equal(text_corpus, tmp_path):
     whole = _train(text_corpus, tmp_path / "whole")
     assert whole["finished"] and whole["steps"] == 20
-    _train(text_corpus, tmp_path / "split", **{"train.max_steps": 12})  # stops before the switch at 14
-    _train(text_corpus, tmp_path / "split", resume=True, **{"train.max_steps": 16})  # crosses it, stops after
-    _train(text_corpus, tmp_path / "split", resume=True)
+    # Stopped before the switch (step 14), at it (the next step is the first long one), after it.
+    _train(text_corpus, tmp_path / "split", **{"train.max_steps": 12})
+    for stop in (14, 17, None):
+        _train(text_corpus, tmp_path / "split", resume=True, **({"train.max_steps": stop} if stop else {}))
     a, b = (load_file(str(tmp_path / run / "final" / "model.safetensors")) for run in ("whole", "split"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     rows = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
@@ -259,3 +260,14 @@ def test_stream_on_device_gives_the_same_batches(text_corpus):
             assert torch.equal(a.input_ids, b.input_ids) and torch.equal(a.targets, b.targets)
             assert a.num_targets == b.num_targets and (a.attention_mask is None) == (b.attention_mask is None)
             assert a.attention_mask is None or torch.equal(a.attention_mask, b.attention_mask)
+
+
+def test_a_stage_that_does_not_split_is_one_clear_error():
+    from antlm.errors import UserError
+
+    cfg = build_config(None, ["data.seq_len=16", "model.max_seq_len=64", "train.batch_size=8",
+                              "data.length_schedule=64@0.5"])
+    with pytest.raises(UserError, match="becomes 2, which must split evenly over 3 rank"):
+        build_stages(cfg, BlockDataset(np.arange(16 * 40), 16, 1), 10, 3, 8)
+    with pytest.raises(UserError, match="fewer than one batch"):
+        build_stages(cfg, BlockDataset(np.arange(16 * 6), 16, 1), 10, 1, 8)

@@ -76,7 +76,7 @@ def build_stages(cfg: RunConfig, train: BlockDataset, total_steps: int, world: i
         else:
             view = BlockDataset(train.stream, length.seq_len, train.bos_id, grouped_blocks(train.block_ids, factor),
                                 random_offsets=train.random_offsets, order_key=(length.seq_len,))
-        if batch % factor or (batch // factor) % world or micro % factor:
+        if index and (batch % factor or (batch // factor) % world or micro % factor):  # the base: checked by the loop
             raise UserError(f"data.length_schedule: at {length.seq_len} tokens the batch of {batch} sequences "
                             f"becomes {batch / factor:g}, which must split evenly over {world} rank(s) and micro-batches "
                             f"of {micro / factor:g}")

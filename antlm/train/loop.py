@@ -207,6 +207,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
     # Refused before the out dir is touched: the words-seen budget is known from the schedule.
     total_words = check_schedule(get_track(cfg.data.track), cfg.schedule, total, data.words, steps_per_epoch)
     series = Series(cfg, out, data.words, steps_per_epoch, total)
+    stages = build_stages(cfg, data.train, total, info.world, micro)  # refused here, before out/ changes
     # Teachers are loaded and checked (vocabulary, phases they can serve) before the out dir changes.
     teachers = None
     if cfg.distill.teachers:
@@ -241,9 +242,9 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
     forward_model = torch.compile(wrapped, dynamic=False) if cfg.train.compile else wrapped
     head_bucket = max(64, micro * cfg.data.seq_len // 16)  # at most 16 MLM head shapes under compile
     place_token_store(cfg, data, device, log)
-    # The length stages (data.length_schedule; one stage without it) read views of the stream placed above.
-    maker = BatchMaker(cfg, data.train, special, vocab_size, total,
-                       stages=build_stages(cfg, data.train, total, info.world, micro), training=True)
+    for stage in stages:  # every length stage reads the stream where it now lies
+        stage.dataset.stream = data.train.stream
+    maker = BatchMaker(cfg, data.train, special, vocab_size, total, stages=stages, training=True)
     ema = WeightEma(model, cfg.train.ema_decay) if cfg.train.ema_decay else None
     averaged = ema.applied if ema else nullcontext  # what dev losses, word checkpoints and final/ use
     dev_maker = BatchMaker(cfg, data.dev, special, vocab_size, total)
@@ -271,6 +272,9 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
     log(f"{cfg.model.backbone}: {sum(p.numel() for p in model.parameters()):,} parameters on {device}"
         f"{f' x {info.world} ranks' if info.enabled else ''}; {len(data.train):,} train blocks of {cfg.data.seq_len}, "
         f"{steps_per_epoch} steps/epoch, {total} steps: {schedule.describe()}")
+    if len(maker.stages) > 1:
+        log("length stages: " + ", ".join(f"{s.dataset.seq_len} tokens x {s.batch_size} from step {s.start} "
+                                          f"({len(s.dataset):,} blocks)" for s in maker.stages))
     log(f"{data.words:,} corpus words, {total_words:,} words seen over the schedule"
         f"{f' (track {cfg.data.track})' if cfg.data.track != 'none' else ''}; {series.describe()}")
     progress = None
