@@ -39,6 +39,20 @@ class DataConfig:
     tokenizer: Optional[str] = None
     """Reuse this tokenizer.json instead of training one."""
     seq_len: int = 128
+    length_schedule: Optional[str] = None
+    """Longer training blocks late in the run: `LEN@FRACTION[,LEN@FRACTION...]`, e.g. `512@0.9`
+    (LTG-BERT: 128 -> 512 for the last 10% of steps) or `256@0.7,512@0.9` (GPT-BERT's lengths).
+    From step int(FRACTION * total steps) blocks are LEN tokens (a multiple of seq_len, at most
+    model.max_seq_len), batch_size * seq_len / LEN of them per step, so tokens per step, the
+    phases and the LR schedule run on unchanged; each stage reads its blocks in its own seeded
+    order from its first step. Dev losses stay at seq_len. None: seq_len throughout."""
+    short_fraction: float = 0.0
+    """Share of training rows cut short (LTG-BERT's short_p, 0.1): such a row keeps <s> and its first
+    n tokens, n uniform in 1..T-3, and is padded; attention, masking and the loss skip the padding."""
+    block_offsets: str = "fixed"
+    """`fixed`: block k is always stream tokens [kT, (k+1)T). `random` (BabyLlama's random_chunk):
+    each epoch, a training block starts at a seeded random offset in [0, T) past that, reading into
+    the next block (not into a dev block or past the stream)."""
     dev_fraction: float = 0.005
     """Share of training blocks held out for dev loss when the corpus has no *.dev files."""
     cache_dir: Optional[str] = None
@@ -492,110 +506,7 @@ def default_masking(backbone: str) -> str:
 
 
 def validate(cfg: RunConfig) -> None:
-    m, d, o, t, mlm = cfg.model, cfg.data, cfg.optim, cfg.train, cfg.mlm
-    if m.backbone not in BACKBONES:
-        raise ConfigError(f"model.backbone must be one of {', '.join(BACKBONES)}, got '{m.backbone}'")
-    positive = {
-        "model.hidden_size": m.hidden_size, "model.num_layers": m.num_layers,
-        "model.num_heads": m.num_heads, "model.ffn_size": m.ffn_size,
-        "model.max_seq_len": m.max_seq_len, "data.seq_len": d.seq_len,
-        "data.vocab_size": d.vocab_size, "train.batch_size": t.batch_size,
-        "train.log_every": t.log_every, "train.eval_every": t.eval_every,
-        "train.checkpoint_every": t.checkpoint_every, "model.position_buckets": m.position_buckets,
-        "data.embedded_sentences": d.embedded_sentences, "mlm.max_span_length": mlm.max_span_length,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{key} must be positive, got {value}")
-    if m.hidden_size % m.num_heads:
-        raise ConfigError(f"model.hidden_size ({m.hidden_size}) must be divisible by model.num_heads ({m.num_heads})")
-    if m.backbone == "babyllama" and (m.hidden_size // m.num_heads) % 2:
-        raise ConfigError("babyllama needs an even head size for rotary embeddings")
-    if d.seq_len < 2:
-        raise ConfigError(f"data.seq_len must be at least 2 (a block needs a token to predict), got {d.seq_len}")
-    if d.corpus is None or not d.corpus.strip():
-        raise ConfigError("data.corpus is empty (a directory in the BabyLM layout, or 'embedded')")
-    if d.seq_len > m.max_seq_len:
-        raise ConfigError(f"data.seq_len ({d.seq_len}) is longer than model.max_seq_len ({m.max_seq_len})")
-    if d.word_budget is not None and d.word_budget <= 0:
-        raise ConfigError(f"data.word_budget must be positive, got {d.word_budget}")
-    if not 0 <= d.dev_fraction < 0.5:
-        raise ConfigError(f"data.dev_fraction must be in [0, 0.5), got {d.dev_fraction}")
-    if not (o.lr > 0 and o.lr < 1):
-        raise ConfigError(f"optim.lr must be in (0, 1), got {o.lr}")
-    if o.name not in ("adamw", "lamb"):
-        raise ConfigError(f"optim.name must be adamw or lamb, got '{o.name}'")
-    if o.weight_decay < 0 or o.grad_clip < 0 or not 0 <= o.min_lr_ratio <= 1:
-        raise ConfigError("optim.weight_decay and optim.grad_clip must be >= 0, optim.min_lr_ratio in [0, 1]")
-    if not (0 <= o.beta1 < 1 and 0 <= o.beta2 < 1):
-        raise ConfigError("optim.beta1 and optim.beta2 must be in [0, 1)")
-    if o.warmup_steps is not None and o.warmup_steps < 0:
-        raise ConfigError(f"optim.warmup_steps must be >= 0, got {o.warmup_steps}")
-    if not 0 <= o.warmup_fraction < 1:
-        raise ConfigError(f"optim.warmup_fraction must be in [0, 1), got {o.warmup_fraction}")
-    if mlm.masking not in ("auto", "token", "span"):
-        raise ConfigError(f"mlm.masking must be auto, token or span, got '{mlm.masking}'")
-    for key, rate in (("mlm.mask_rate", mlm.mask_rate), ("mlm.mask_rate_end", mlm.mask_rate_end)):
-        if rate is not None and not 0 < rate < 1:
-            raise ConfigError(f"{key} must be in (0, 1), got {rate}")
-    if mlm.replace_mask < 0 or mlm.replace_random < 0 or mlm.replace_mask + mlm.replace_random > 1:
-        raise ConfigError("mlm.replace_mask + mlm.replace_random must lie in [0, 1]")
-    choices = {
-        "model.gelu": (m.gelu, ("tanh", "exact")), "model.residual_init": (m.residual_init, ("reference", "legacy")),
-        "mlm.span_masking": (mlm.span_masking, ("reference", "legacy", "gptbert")),
-        "optim.lr_schedule": (o.lr_schedule, ("cosine", "trapezoid")),
-        "mlm.replace_unit": (mlm.replace_unit, ("span", "token")),
-        "optim.lamb_trust_ratio": (o.lamb_trust_ratio, ("decay_groups", "all")),
-    }
-    for key, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise ConfigError(f"{key} must be {' or '.join(allowed)}, got '{value}'")
-    if not 0 <= o.warmup_fraction + o.cooldown_fraction < 1 or o.cooldown_fraction < 0:
-        raise ConfigError("optim.cooldown_fraction must be >= 0, and with optim.warmup_fraction below 1")
-    if t.z_loss < 0 or not 0 <= t.ema_decay < 1 or t.batch_warmup < 1:
-        raise ConfigError(f"train.z_loss must be >= 0, train.ema_decay in [0, 1), train.batch_warmup >= 1; "
-                          f"got {t.z_loss}, {t.ema_decay}, {t.batch_warmup}")
-    if m.position_max is not None and m.position_max < 0:
-        raise ConfigError(f"model.position_max must be >= 0 (0 or null: model.max_seq_len), got {m.position_max}")
-    if m.norm_eps is not None and not m.norm_eps > 0:
-        raise ConfigError(f"model.norm_eps must be positive, got {m.norm_eps}")
-    if cfg.defaults_version != DEFAULTS_VERSION:
-        raise ConfigError(f"defaults_version must be {DEFAULTS_VERSION} for a new run (old runs are upgraded when loaded), "
-                          f"got {cfg.defaults_version}")
-    if not o.no_decay.strip() or any(not part.strip() for part in o.no_decay.split(",")):
-        raise ConfigError(f"optim.no_decay must be reference, ndim or a comma-separated list of name parts, got '{o.no_decay}'")
-    if mlm.mean_span_length < 1:
-        raise ConfigError(f"mlm.mean_span_length must be >= 1, got {mlm.mean_span_length}")
-    if mlm.target_offset not in (None, 0, 1):
-        raise ConfigError(f"mlm.target_offset must be 0 or 1, got {mlm.target_offset}")
-    if t.micro_batch_size is not None and (t.micro_batch_size <= 0 or t.batch_size % t.micro_batch_size):
-        raise ConfigError(f"train.micro_batch_size ({t.micro_batch_size}) must divide train.batch_size ({t.batch_size})")
-    if t.precision not in ("auto", "fp32", "bf16"):
-        raise ConfigError(f"train.precision must be auto, fp32 or bf16, got '{t.precision}'")
-    if t.max_steps is not None and t.max_steps <= 0:
-        raise ConfigError(f"train.max_steps must be positive, got {t.max_steps}")
-    if t.max_bad_steps < 0:
-        raise ConfigError("train.max_bad_steps must be >= 0")
-    dist = cfg.distill
-    if not 0 <= dist.alpha <= 1 or dist.temperature <= 0:
-        raise ConfigError(f"distill.alpha must be in [0, 1] and distill.temperature > 0, got {dist.alpha} and {dist.temperature}")
-    if dist.scale not in ("per_token", "reference") or dist.weighting not in ("logits", "probs"):
-        raise ConfigError(f"distill.scale must be per_token or reference and distill.weighting logits or probs, "
-                          f"got '{dist.scale}' and '{dist.weighting}'")
-    if t.progress_every_s < 0:
-        raise ConfigError(f"train.progress_every_s must be >= 0, got {t.progress_every_s}")
-    from antlm.train.loggers import LOGGERS  # late import: loggers import nothing heavy at module level
+    """Raise ConfigError on the first bad value (the checks live in antlm/config_validate.py)."""
+    from antlm.config_validate import validate_config
 
-    for name in t.log_to:
-        if name not in LOGGERS:
-            raise ConfigError(f"train.log_to: unknown logger '{name}' (choose from {', '.join(LOGGERS)})")
-    if t.keep_checkpoints < 1:
-        raise ConfigError("train.keep_checkpoints must be >= 1")
-    from antlm.schedule import parse_schedule  # late import: schedule has no config dependency
-    from antlm.tracks import TrackError, get_track, parse_milestones
-
-    parse_schedule(cfg.schedule)
-    try:
-        parse_milestones(t.word_checkpoints, get_track(d.track))
-    except TrackError as err:
-        raise ConfigError(str(err)) from None
+    validate_config(cfg)

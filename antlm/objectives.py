@@ -30,15 +30,20 @@ class Batch:
     target_mask: Optional[torch.Tensor]  # MLM: bool [B, T]; CLM: None (every position)
     causal: bool
     target_index: Optional[torch.Tensor] = None  # MLM with fixed shapes: flat indices into B*T
+    # Rows cut short (data.short_fraction): True at the real positions, padding after them; the
+    # model's attention skips the padding. None: every position is real.
+    attention_mask: Optional[torch.Tensor] = None
+    # Targets that are not IGNORE, when the host knows it without reading the device (padded CLM).
+    target_count: Optional[int] = None
 
     def to(self, device: torch.device) -> "Batch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(self.objective, move(self.input_ids), move(self.targets), move(self.target_mask), self.causal,
-                     move(self.target_index))
+                     move(self.target_index), move(self.attention_mask), self.target_count)
 
     @property
     def num_targets(self) -> int:
-        return int(self.targets.numel())
+        return int(self.targets.numel()) if self.target_count is None else self.target_count
 
 
 def clm_batch(input_ids: torch.Tensor, targets: torch.Tensor) -> Batch:
@@ -97,7 +102,7 @@ def fixed_shape(batch: Batch, bucket: int) -> Batch:
     padding = -(-max(1, index.numel()) // bucket) * bucket - index.numel()
     index = torch.cat([index, index.new_zeros(padding)])
     targets = torch.cat([batch.targets, batch.targets.new_full((padding,), IGNORE)])
-    return Batch(batch.objective, batch.input_ids, targets, None, batch.causal, index)
+    return Batch(batch.objective, batch.input_ids, targets, None, batch.causal, index, batch.attention_mask)
 
 
 def loss_sum(model: torch.nn.Module, batch: Batch, distill=None, z_loss: float = 0.0) -> torch.Tensor:
@@ -105,6 +110,8 @@ def loss_sum(model: torch.nn.Module, batch: Batch, distill=None, z_loss: float =
     summed distillation loss; `z_loss` > 0 adds z_loss * logsumexp^2 per target); the caller
     divides by the (global) target count."""
     extra = {"z_loss": z_loss} if z_loss else {}  # models without the argument (HF teachers) still work
+    if batch.attention_mask is not None:
+        extra["attention_mask"] = batch.attention_mask
     return model(batch.input_ids, causal=batch.causal, target_mask=batch.target_mask,
                  target_index=batch.target_index, targets=batch.targets, distill=distill, **extra)
 

@@ -112,15 +112,26 @@ def build_store(corpus: Corpus, tokenizer: Tokenizer, cache_dir: Path, log=print
 
 class BlockDataset:
     """Fixed blocks of a token stream; `order(epoch)` is a seeded permutation, so the batch of any
-    step is a pure function of (seed, step): resuming needs no data-loader state."""
+    step is a pure function of (seed, step): resuming needs no data-loader state.
 
-    def __init__(self, stream: np.ndarray, seq_len: int, bos_id: int, block_ids: Optional[np.ndarray] = None):
+    `random_offsets` (data.block_offsets: random, BabyLlama's `random_chunk=True`): in each epoch a
+    block starts at a seeded random offset in [0, seq_len) past its fixed start, so it reads into
+    the next block; a block whose next block is not in this dataset (a dev block, the stream's end)
+    keeps offset 0, so train and dev never share a token. `order_key` separates the seeded orders
+    of datasets over one stream (the length stages of data.length_schedule)."""
+
+    def __init__(self, stream: np.ndarray, seq_len: int, bos_id: int, block_ids: Optional[np.ndarray] = None,
+                 random_offsets: bool = False, order_key: tuple[int, ...] = ()):
         self.stream = stream
         self.seq_len = seq_len
         self.bos_id = bos_id
-        total = stream.size // seq_len
-        self.block_ids = np.arange(total) if block_ids is None else block_ids
+        total = int(stream.shape[0]) // seq_len
+        self.block_ids = np.arange(total) if block_ids is None else np.asarray(block_ids, dtype=np.int64)
+        self.random_offsets = random_offsets
+        self.order_key = tuple(int(k) for k in order_key)
+        self._can_shift = np.isin(self.block_ids + 1, self.block_ids) if random_offsets else None
         self._orders: dict[tuple[int, int], np.ndarray] = {}
+        self._offsets: dict[tuple[int, int], np.ndarray] = {}
 
     def __len__(self) -> int:
         return int(self.block_ids.size)
@@ -128,13 +139,31 @@ class BlockDataset:
     def order(self, seed: int, epoch: int) -> np.ndarray:
         key = (seed, epoch)
         if key not in self._orders:
-            self._orders = {key: np.random.default_rng([seed, epoch, 7]).permutation(len(self))}
+            self._orders = {key: np.random.default_rng([seed, epoch, 7, *self.order_key]).permutation(len(self))}
         return self._orders[key]
 
-    def blocks(self, positions: np.ndarray):
+    def offsets(self, seed: int, epoch: int) -> np.ndarray:
+        """Each block's start offset in `epoch` (zeros unless random_offsets)."""
+        if not self.random_offsets:
+            return np.zeros(len(self), dtype=np.int64)
+        key = (seed, epoch)
+        if key not in self._offsets:
+            draw = np.random.default_rng([seed, epoch, 11, *self.order_key]).integers(0, self.seq_len, len(self))
+            self._offsets = {key: np.where(self._can_shift, draw, 0)}
+        return self._offsets[key]
+
+    def blocks(self, positions: np.ndarray, epochs: Optional[np.ndarray] = None, seed: int = 0):
         """(input_ids, targets) as int64 [n, seq_len] for dataset positions: numpy arrays, or tensors
-        on the stream's device when the stream is a tensor (see train.loop.place_token_store)."""
+        on the stream's device when the stream is a tensor (see train.loop.place_token_store).
+        `epochs` (one per position) and `seed` choose the random offsets; None: offset 0."""
         starts = self.block_ids[positions] * self.seq_len
+        if self.random_offsets and epochs is not None:
+            epochs = np.broadcast_to(np.asarray(epochs, dtype=np.int64), positions.shape)
+            shift = np.zeros(positions.shape, dtype=np.int64)
+            for epoch in np.unique(epochs):
+                chosen = epochs == epoch
+                shift[chosen] = self.offsets(seed, int(epoch))[positions[chosen]]
+            starts = starts + shift
         if torch.is_tensor(self.stream):
             index = torch.from_numpy(starts).to(self.stream.device)[:, None] + torch.arange(
                 self.seq_len, device=self.stream.device)
@@ -147,6 +176,19 @@ class BlockDataset:
         inputs[:, 0] = self.bos_id
         inputs[:, 1:] = targets[:, :-1]
         return inputs, targets
+
+
+def grouped_blocks(block_ids: np.ndarray, factor: int) -> np.ndarray:
+    """Ids of the blocks `factor` times longer whose every piece is among `block_ids` (blocks of
+    the base length over the same stream): a long view that keeps a train/dev split."""
+    if factor == 1:
+        return np.asarray(block_ids, dtype=np.int64)
+    if len(block_ids) == 0:
+        return np.zeros(0, dtype=np.int64)
+    present = np.zeros(int(np.max(block_ids)) + 1, dtype=bool)
+    present[block_ids] = True
+    groups = present.size // factor
+    return np.flatnonzero(present[:groups * factor].reshape(groups, factor).all(axis=1))
 
 
 def split_dev(n_blocks: int, dev_fraction: float) -> tuple[np.ndarray, np.ndarray]:

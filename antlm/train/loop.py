@@ -17,10 +17,11 @@ import torch
 
 from antlm.config import RunConfig, default_target_offset, to_dict
 from antlm.data import tokenizer as tok_lib
+from antlm.data.batches import BatchMaker, Selection, batch_sizes, build_stages  # noqa: F401 (re-exported)
 from antlm.data.tokens import BlockDataset
 from antlm.model_io import save_final
 from antlm.models import build_model
-from antlm.objectives import Batch, clm_batch, fixed_shape, loss_sum, mask_rate_at, mlm_batch
+from antlm.objectives import Batch, fixed_shape, loss_sum
 from antlm.schedule import Schedule
 from antlm.tracks import check_schedule, get_track, words_after
 from antlm.train import checkpoint as ckpt
@@ -48,52 +49,6 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def batch_sizes(batch_size: int, warmup: float, total_steps: int, granule: int) -> np.ndarray:
-    """train.batch_warmup: the global batch of each step, growing linearly from batch_size/warmup at
-    step 0 towards batch_size, as GPT-BERT's int(B / r * (1 - t) + B * t + 0.5) with t = step /
-    max_steps (pretraining/train_10m.py, load_datasets), rounded to a multiple of `granule` (ranks x
-    micro-batch) so every part splits evenly."""
-    progress = np.arange(total_steps) / total_steps
-    raw = np.floor(batch_size / warmup * (1 - progress) + batch_size * progress + 0.5)
-    return np.clip(np.round(raw / granule) * granule, granule, batch_size).astype(np.int64)
-
-
-class BatchMaker:
-    """Builds the global batch of a step; masks come from a generator seeded by (seed, step).
-    `sizes` (batch_sizes) gives each step its own batch size; the blocks are then read in one
-    seeded order per epoch, consecutively, so a step's batch is still a pure function of the step."""
-
-    def __init__(self, cfg: RunConfig, dataset: BlockDataset, special: dict, vocab_size: int, total_steps: int,
-                 sizes: np.ndarray | None = None):
-        self.cfg, self.dataset, self.special, self.vocab_size = cfg, dataset, special, vocab_size
-        self.total_steps = total_steps
-        self.offset = cfg.mlm.target_offset if cfg.mlm.target_offset is not None else default_target_offset(cfg.model.backbone)
-        self.cumulative = None if sizes is None else np.concatenate([[0], np.cumsum(sizes)])
-
-    def sequences_before(self, step: int, batch_size: int) -> int:
-        return step * batch_size if self.cumulative is None else int(self.cumulative[step])
-
-    def positions(self, step: int, batch_size: int, steps_per_epoch: int) -> np.ndarray:
-        if self.cumulative is not None:
-            seen = np.arange(self.cumulative[step], self.cumulative[step + 1])
-            epochs, index = np.divmod(seen, len(self.dataset))
-            return np.concatenate([self.dataset.order(self.cfg.train.seed, int(e))[index[epochs == e]]
-                                   for e in np.unique(epochs)])
-        epoch, index = divmod(step, steps_per_epoch)
-        return self.dataset.order(self.cfg.train.seed, epoch)[index * batch_size:(index + 1) * batch_size]
-
-    def make(self, positions: np.ndarray, objective: str, mask_seed: int, step: int) -> Batch:
-        inputs, targets = (a if torch.is_tensor(a) else torch.from_numpy(a) for a in self.dataset.blocks(positions))
-        if objective == "clm":
-            return clm_batch(inputs, targets)
-        generator = torch.Generator(device=inputs.device).manual_seed(mask_seed)
-        return mlm_batch(
-            inputs, targets, self.cfg.mlm, self.cfg.model.backbone, self.offset,
-            mask_rate_at(self.cfg.mlm, step, self.total_steps), self.special["mask"],
-            len(tok_lib.SPECIAL_TOKENS), self.vocab_size, generator,
-        )
-
-
 def place_token_store(cfg: RunConfig, data, device: torch.device, log: Callable) -> None:
     """Move the token stream (shared by the train and dev blocks when they come from one store) to
     the accelerator, so a step's batch is gathered and masked there with no host work or copy."""
@@ -114,14 +69,17 @@ def split_batch(batch: Batch, parts: int) -> list[Batch]:
     if parts == 1:
         return [batch]
     rows = batch.input_ids.size(0) // parts
+    real = lambda sl: None if batch.attention_mask is None else batch.attention_mask[sl]  # noqa: E731
     if batch.target_mask is None:
-        return [clm_batch(batch.input_ids[i * rows:(i + 1) * rows], batch.targets[i * rows:(i + 1) * rows]) for i in range(parts)]
+        return [Batch("clm", batch.input_ids[sl], batch.targets[sl], None, True, attention_mask=real(sl))
+                for sl in (slice(i * rows, (i + 1) * rows) for i in range(parts))]
     counts = batch.target_mask.sum(dim=1).tolist()
     out, start = [], 0
     for i in range(parts):
         n = sum(counts[i * rows:(i + 1) * rows])
         sl = slice(i * rows, (i + 1) * rows)
-        out.append(Batch("mlm", batch.input_ids[sl], batch.targets[start:start + n], batch.target_mask[sl], False))
+        out.append(Batch("mlm", batch.input_ids[sl], batch.targets[start:start + n], batch.target_mask[sl], False,
+                         attention_mask=real(sl)))
         start += n
     return out
 
@@ -187,14 +145,14 @@ def peak_flops(device: torch.device) -> float | None:
     return next((peak for key, peak in PEAK_FLOPS.items() if key in name), None)
 
 
-def train_flops_per_token(cfg: RunConfig, head_fraction: float) -> float:
+def train_flops_per_token(cfg: RunConfig, head_fraction: float, seq_len: int | None = None) -> float:
     """Forward+backward FLOPs per input token (3x forward): matmuls, the LM head at the fraction of
     positions that have targets, and attention scores/values (dense, as the kernels compute them)."""
     m = cfg.model
     # Attention: q, k, v, out projections; FFN: SwiGLU and GEGLU both have three h x ffn matrices.
     layer = 4 * m.hidden_size * m.hidden_size + 3 * m.hidden_size * m.ffn_size
     forward = 2 * m.num_layers * layer + 2 * m.vocab_size * m.hidden_size * head_fraction
-    forward += 4 * m.num_layers * cfg.data.seq_len * m.hidden_size
+    forward += 4 * m.num_layers * (seq_len or cfg.data.seq_len) * m.hidden_size
     return 3 * forward
 
 
@@ -249,6 +207,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
     # Refused before the out dir is touched: the words-seen budget is known from the schedule.
     total_words = check_schedule(get_track(cfg.data.track), cfg.schedule, total, data.words, steps_per_epoch)
     series = Series(cfg, out, data.words, steps_per_epoch, total)
+    stages = build_stages(cfg, data.train, total, info.world, micro)  # refused here, before out/ changes
     # Teachers are loaded and checked (vocabulary, phases they can serve) before the out dir changes.
     teachers = None
     if cfg.distill.teachers:
@@ -256,6 +215,8 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
 
         if cfg.train.z_loss:
             raise RunError("train.z_loss is not implemented with distillation: set train.z_loss=0 or no distill.teachers")
+        if cfg.data.short_fraction:  # the teachers would attend to the padding
+            raise RunError("data.short_fraction is not implemented with distillation: set data.short_fraction=0 or no distill.teachers")
         objectives = sorted({o for resolved in schedule.phases for o in resolved.phase.pattern})
         teachers = TeacherEnsemble(cfg.distill, data.tokenizer.get_vocab(), objectives, device,
                                    student_offset=default_target_offset(cfg.model.backbone) if cfg.mlm.target_offset is None
@@ -281,11 +242,9 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
     forward_model = torch.compile(wrapped, dynamic=False) if cfg.train.compile else wrapped
     head_bucket = max(64, micro * cfg.data.seq_len // 16)  # at most 16 MLM head shapes under compile
     place_token_store(cfg, data, device, log)
-    sizes = None
-    if cfg.train.batch_warmup > 1:
-        granule = info.world * (micro if cfg.train.micro_batch_size else 1)
-        sizes = batch_sizes(batch_size, cfg.train.batch_warmup, total, granule)
-    maker = BatchMaker(cfg, data.train, special, vocab_size, total, sizes)
+    for stage in stages:  # every length stage reads the stream where it now lies
+        stage.dataset.stream = data.train.stream
+    maker = BatchMaker(cfg, data.train, special, vocab_size, total, stages=stages, training=True)
     ema = WeightEma(model, cfg.train.ema_decay) if cfg.train.ema_decay else None
     averaged = ema.applied if ema else nullcontext  # what dev losses, word checkpoints and final/ use
     dev_maker = BatchMaker(cfg, data.dev, special, vocab_size, total)
@@ -313,6 +272,9 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
     log(f"{cfg.model.backbone}: {sum(p.numel() for p in model.parameters()):,} parameters on {device}"
         f"{f' x {info.world} ranks' if info.enabled else ''}; {len(data.train):,} train blocks of {cfg.data.seq_len}, "
         f"{steps_per_epoch} steps/epoch, {total} steps: {schedule.describe()}")
+    if len(maker.stages) > 1:
+        log("length stages: " + ", ".join(f"{s.dataset.seq_len} tokens x {s.batch_size} from step {s.start} "
+                                          f"({len(s.dataset):,} blocks)" for s in maker.stages))
     log(f"{data.words:,} corpus words, {total_words:,} words seen over the schedule"
         f"{f' (track {cfg.data.track})' if cfg.data.track != 'none' else ''}; {series.describe()}")
     progress = None
@@ -339,15 +301,16 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
         lr = lr_at(step, total, cfg.optim)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        positions = maker.positions(step, batch_size, steps_per_epoch)
-        step_batch = len(positions)  # batch_size, or less under train.batch_warmup
-        batch = maker.make(positions, objective, cfg.train.seed * 1_000_003 + step, step)
+        selection = maker.select(step)
+        stage = maker.stages[selection.stage]
+        step_batch = len(selection)  # the stage's batch, or less under train.batch_warmup
+        batch = maker.make(selection, objective, cfg.train.seed * 1_000_003 + step, step)
         # DDP averages gradients over ranks; scaling by the world size turns that into the sum of
         # per-rank losses, each already divided by the global number of targets.
         scale = info.world / max(1, batch.num_targets)  # a batch of only special tokens has no MLM targets
         if step + 1 in fault_steps:
             scale = scale * float("nan")
-        parts = split_batch(split_batch(batch, info.world)[info.rank], max(1, step_batch // info.world // micro))
+        parts = split_batch(split_batch(batch, info.world)[info.rank], max(1, step_batch // info.world // stage.micro))
         step_loss = torch.zeros((), device=device)
         for index, part in enumerate(parts):
             part = (fixed_shape(part, head_bucket) if cfg.train.compile else part).to(device)
@@ -382,7 +345,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
         window_steps += 1
         window_tokens += batch.input_ids.numel()
         head_fraction = 1.0 if objective == "clm" else batch.num_targets / batch.input_ids.numel()
-        window_flops += train_flops_per_token(cfg, head_fraction) * batch.input_ids.numel()
+        window_flops += train_flops_per_token(cfg, head_fraction, stage.dataset.seq_len) * batch.input_ids.numel()
         if progress is not None:
             progress.update(1)
         if heartbeat_s and time.perf_counter() - last_heartbeat >= heartbeat_s:
@@ -405,7 +368,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: 
                 "split": "train", "step": step, "epoch": round(step / steps_per_epoch, 4),
                 "phase": schedule.phases[schedule.phase_index(step - 1)].phase.text,
                 "objective": objective, "loss": round(last_loss, 5), "lr": lr,
-                "tokens": maker.sequences_before(step, batch_size) * cfg.data.seq_len,
+                "tokens": maker.tokens_before(step),
                 "words_seen": words_after(step, data.words, steps_per_epoch),
                 "tokens_per_s": round(window_tokens / elapsed, 1),
             }

@@ -183,12 +183,13 @@ def prepare_data(cfg: RunConfig, out: Optional[Path], log: Callable = print) -> 
     store = build_store(corpus, tokenizer, default_cache_dir(cfg.data.cache_dir), log)
     bos = tokenizer.token_to_id(tok_lib.BOS)
     seq_len = cfg.data.seq_len
+    shift = cfg.data.block_offsets == "random"  # training blocks only: dev blocks stay where they are
     if store.dev is not None and store.dev.size >= seq_len:
-        train = BlockDataset(store.train, seq_len, bos)
+        train = BlockDataset(store.train, seq_len, bos, random_offsets=shift)
         dev = BlockDataset(store.dev, seq_len, bos)
     else:
         train_ids, dev_ids = split_dev(store.train.size // seq_len, cfg.data.dev_fraction)
-        train = BlockDataset(store.train, seq_len, bos, train_ids)
+        train = BlockDataset(store.train, seq_len, bos, train_ids, random_offsets=shift)
         dev = BlockDataset(store.train, seq_len, bos, dev_ids)
     if len(train) == 0:
         raise RunError(f"corpus {corpus.root} has fewer tokens ({store.train.size}) than one sequence of {seq_len}")
