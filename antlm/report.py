@@ -125,7 +125,7 @@ def _read_results(run: Run, results_name: str) -> None:
                 run.scores[backend] = scores
         if isinstance(data.get("series"), list) and not run.series:
             run.series = sorted(data["series"], key=lambda e: e.get("words_seen") or 0)
-            run.series_final = {k: data.get(k) for k in ("revision", "words_seen", "eval_set", "scores")}
+            run.series_final = {k: data.get(k) for k in ("revision", "words_seen", "eval_set", "scores", "limit")}
         run.settings.add((data.get("mode"), data.get("limit")))
         limit = f"limit {data['limit']} items per subtask" if data.get("limit") else "all items"
         run.evals.append(f"{path.relative_to(run.path)}: mode {data.get('mode')}, backend {data.get('backend')}, "
@@ -400,13 +400,15 @@ def _curve_tables(runs: list[Run]) -> list[str]:
         final = run.series_final or {}
         for backend in sorted({b for e in run.series for b in e.get("scores", {})}, key=lambda b: (b != "causal", b)):
             tasks = _curve_tasks(run, backend)
-            lines += [f"**{_md(run.name)}**, {backend} scoring:", "",
+            limit = f", first {final['limit']} items per subtask" if final.get("limit") else ""
+            lines += [f"**{_md(run.name)}**, {backend} scoring{limit}:", "",
                       "| revision | words seen | step | phase | set | " + " | ".join(tasks) + " |",
                       "|---|---:|---:|---|---|" + "---:|" * len(tasks)]
             rows = [(e.get("revision"), e.get("words_seen"), e.get("step"), e.get("phase"), "fast", e.get("scores", {}))
                     for e in run.series]
             if final.get("scores"):
-                rows.append((final.get("revision") or "main", final.get("words_seen"), None, None,
+                last_step = run.train[-1]["step"] if run.train else None
+                rows.append((final.get("revision") or "main", final.get("words_seen"), last_step, None,
                              final.get("eval_set") or "full", final["scores"]))
             for name, words, step, phase, eval_set, scores in rows:
                 values = [scores.get(backend, {}).get(t) for t in tasks]
