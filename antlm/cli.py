@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--submission", help="also write the BabyLM 2024 submission file (.json.gz)")
     evaluate.add_argument("--results-dir", help="also write the 2025 pipeline's results folder (DIR/<model>/<revision>/...)")
     evaluate.add_argument("--revision", default="main", help="revision name in the 2025 results folder (default main)")
+    evaluate.add_argument("--series", action="store_true",
+                          help="also score every word checkpoint of the run (train.word_checkpoints) on the fast sets, "
+                               "in words-seen order, each as revision chck_<N> (the 2025 rule); the final model as given")
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--batch-tokens", type=int, default=16384)
     evaluate.add_argument("--glue-tasks", help="comma-separated subset of GLUE tasks")
@@ -198,6 +201,15 @@ def run_eval_command(args: argparse.Namespace) -> int:
         eval_set=args.eval_set, temperatures=parse_temperatures(args.temperatures),
     )
     set_threads_for(args.device)
+    if args.series:
+        from antlm.eval.series_eval import evaluate_series, format_series_table
+
+        results = evaluate_series(Path(args.model), Path(args.data), options, _log,
+                                  Path(args.results_dir) if args.results_dir else None, args.revision, Path(args.out),
+                                  Path(args.submission) if args.submission else None)
+        print(format_series_table(results))
+        _log(f"series results written to {args.out}" + (f", 2025 results folder under {args.results_dir}" if args.results_dir else ""))
+        return 0
     results = run_eval(Path(args.model), Path(args.data), options, log=_log)
     write_outputs(results, Path(args.out), Path(args.submission) if args.submission else None,
                   Path(args.results_dir) if args.results_dir else None, args.revision)

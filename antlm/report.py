@@ -9,6 +9,10 @@ Runs whose configs are equal once the seed and execution-only keys are removed f
 *condition*; their seeds are replicates. Each other condition is compared with the baseline by a
 paired t-test over the seeds both ran: one seed gives both the same initial weights and data order.
 
+A results file from `antlm eval RUN --series` also holds a `series` (one entry per word
+checkpoint, scored on the fast sets): the report then draws learning curves, each task's score and
+the dev losses against words seen, with the schedule's phases shaded behind them.
+
 Plots are drawn on bare `matplotlib.figure.Figure` objects, which render PNGs with the Agg
 canvas; pyplot is never imported, so no display is needed and no global backend is changed.
 """
@@ -34,6 +38,7 @@ from antlm.schedule import Schedule, ScheduleError
 
 TASKS = ("blimp", "blimp_supplement", "ewok", "glue", "macro")
 PLOTS = ("loss_by_objective.png", "dev_loss.png", "scores.png")
+CURVES = "learning_curves.png"  # only for runs whose results hold a `series` (antlm eval --series)
 SNIPPETS_MARK = "babylm_2024_100M_snippets"
 SNIPPETS_CAVEAT = "The shared corpus is a ~7.45M-word sample of BabyLM 2024 text, not the official strict-small split."
 # Keys that change how a run is executed or logged, not what it learns (model.vocab_size is set
@@ -58,6 +63,8 @@ class Run:
     evals: list[str] = field(default_factory=list)  # one line per results file used
     settings: set = field(default_factory=set)  # (mode, limit) of each results file
     notes: list[str] = field(default_factory=list)
+    series: list[dict] = field(default_factory=list)  # `antlm eval --series` checkpoint entries, words-seen order
+    series_final: Optional[dict] = None  # the final model's entry of that file: revision, words_seen, eval_set, scores
 
     @property
     def seed(self) -> int:
@@ -116,6 +123,9 @@ def _read_results(run: Run, results_name: str) -> None:
                 run.notes.append(f"{path.name}: {backend} scores already read from another file; ignored")
             else:
                 run.scores[backend] = scores
+        if isinstance(data.get("series"), list) and not run.series:
+            run.series = sorted(data["series"], key=lambda e: e.get("words_seen") or 0)
+            run.series_final = {k: data.get(k) for k in ("revision", "words_seen", "eval_set", "scores", "limit")}
         run.settings.add((data.get("mode"), data.get("limit")))
         limit = f"limit {data['limit']} items per subtask" if data.get("limit") else "all items"
         run.evals.append(f"{path.relative_to(run.path)}: mode {data.get('mode')}, backend {data.get('backend')}, "
@@ -296,6 +306,119 @@ def plot_scores(conditions: list[Condition], backends: list[str], path: Path) ->
     fig.savefig(path, dpi=DPI)
 
 
+def words_of_step(run: Run) -> Optional[Callable[[int], float]]:
+    """Steps to words seen: exact from word_checkpoints/series.json (antlm/tracks.py's words_after),
+    else the ratio the metrics rows log (`words_seen` beside `step`); None when neither is there."""
+    try:
+        index = json.loads((run.path / "word_checkpoints" / "series.json").read_text(encoding="utf-8"))
+        corpus, per_epoch = int(index["corpus_words"]), int(index["steps_per_epoch"])
+        return lambda step: step * corpus // per_epoch
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    rows = [r for r in run.train + run.dev if r.get("words_seen") and r.get("step")]
+    if not rows:
+        return None
+    rate = rows[-1]["words_seen"] / rows[-1]["step"]
+    return lambda step: step * rate
+
+
+def _curve_tasks(run: Run, backend: str) -> list[str]:
+    tasks: list[str] = []
+    for entry in run.series:
+        tasks += [t for t in entry.get("scores", {}).get(backend, {}) if t not in tasks]
+    return tasks
+
+
+def _shade_phases(ax, run: Run, to_words: Callable[[int], float], low: float, shaded: set) -> None:
+    for start, end, text in phase_spans(run):
+        # A log axis has no 0: the first phase's span starts at the axis' left edge instead.
+        left, right = max(to_words(start), low), to_words(end)
+        if right > left:
+            shaded.add(_kind(text))
+            ax.axvspan(left, right, color=PHASE_SHADE.get(_kind(text), "#eeeeee"), zorder=0, lw=0)
+
+
+def plot_learning_curves(runs: list[Run], path: Path) -> Figure:
+    """Per run with a series: one panel per backend (each task's score at each checkpoint) and one of
+    the dev losses, all against words seen on a log axis, checkpoints marked by dotted lines, phases
+    shaded. Returns the figure (its axes' patches are the phase spans)."""
+    runs = [r for r in runs if r.series]
+    backends = sorted({b for r in runs for e in r.series for b in e.get("scores", {})}, key=lambda b: (b != "causal", b))
+    cols = len(backends) + 1
+    fig = Figure(figsize=(5.2 * cols, 1.2 + 3.6 * len(runs)), layout="constrained")
+    axes = fig.subplots(len(runs), cols, squeeze=False)
+    shaded: set = set()
+    for row, run in zip(axes, runs):
+        to_words = words_of_step(run)
+        marks = [e["words_seen"] for e in run.series if e.get("words_seen")]
+        dev_x = [r.get("words_seen") or (to_words(r["step"]) if to_words else 0) for r in run.dev]
+        positive = [x for x in marks + dev_x if x and x > 0]
+        low = min(positive) / 1.5 if positive else 1.0
+        final_words = (run.series_final or {}).get("words_seen") or 0
+        high = max(positive + [final_words]) * 1.15
+        for ax, backend in zip(row, backends + [None]):
+            if to_words is not None:
+                _shade_phases(ax, run, to_words, low, shaded)
+            for x in marks:
+                ax.axvline(x, color="0.55", ls=":", lw=0.8, zorder=1)
+            if backend is None:
+                for key, style in (("dev_clm_loss", "-"), ("dev_mlm_loss", "--")):
+                    points = [(x, r[key]) for x, r in zip(dev_x, run.dev) if x and r.get(key) is not None]
+                    if points:
+                        ax.plot(*zip(*points), style, marker=".", color="0.2", lw=1.2, label=key.replace("_", " "))
+                ax.set_ylabel("dev loss (nats per target token)")
+                ax.set_title(f"{run.name}: dev losses", fontsize=10)
+            else:
+                for index, task in enumerate(_curve_tasks(run, backend)):
+                    points = [(e["words_seen"], e["scores"][backend][task]) for e in run.series
+                              if e.get("words_seen") and task in e.get("scores", {}).get(backend, {})]
+                    ax.plot(*zip(*points), "-o", markersize=4, color=f"C{index % 10}", lw=1.3, label=task)
+                    final = (run.series_final or {}).get("scores") or {}
+                    value = final.get(backend, {}).get(task)
+                    # The final model is comparable only when it was scored on the same (fast) sets.
+                    if value is not None and run.series_final.get("eval_set") == "fast" and run.series_final.get("words_seen"):
+                        ax.plot([run.series_final["words_seen"]], [value], "*", markersize=10, color=f"C{index % 10}")
+                ax.set_ylabel("score (accuracy %; wug: Spearman x 100)")
+                ax.set_title(f"{run.name}: {backend} scoring, fast sets", fontsize=10)
+            ax.set_xscale("log")
+            ax.set_xlim(low, high)
+            ax.xaxis.set_major_formatter(EngFormatter())
+            ax.set_xlabel("words seen (log scale; dotted: word checkpoints)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="best")
+    handles = [Patch(color=c, label=f"{k.upper()} phase") for k, c in PHASE_SHADE.items() if k in shaded]
+    if handles:
+        fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncol=len(handles))
+    fig.suptitle("Learning curves: scores of the word checkpoints and dev losses against words seen")
+    fig.savefig(path, dpi=DPI)
+    return fig
+
+
+def _curve_tables(runs: list[Run]) -> list[str]:
+    lines = []
+    for run in [r for r in runs if r.series]:
+        final = run.series_final or {}
+        for backend in sorted({b for e in run.series for b in e.get("scores", {})}, key=lambda b: (b != "causal", b)):
+            tasks = _curve_tasks(run, backend)
+            limit = f", first {final['limit']} items per subtask" if final.get("limit") else ""
+            lines += [f"**{_md(run.name)}**, {backend} scoring{limit}:", "",
+                      "| revision | words seen | step | phase | set | " + " | ".join(tasks) + " |",
+                      "|---|---:|---:|---|---|" + "---:|" * len(tasks)]
+            rows = [(e.get("revision"), e.get("words_seen"), e.get("step"), e.get("phase"), "fast", e.get("scores", {}))
+                    for e in run.series]
+            if final.get("scores"):
+                last_step = run.train[-1]["step"] if run.train else None
+                rows.append((final.get("revision") or "main", final.get("words_seen"), last_step, None,
+                             final.get("eval_set") or "full", final["scores"]))
+            for name, words, step, phase, eval_set, scores in rows:
+                values = [scores.get(backend, {}).get(t) for t in tasks]
+                cells = " | ".join("n/a" if v is None or v != v else f"{v:.2f}" for v in values)
+                lines.append(f"| {_md(name)} | {'' if words is None else f'{words:,}'} | {'' if step is None else step} "
+                             f"| {_md(phase or '')} | {eval_set} | {cells} |")
+            lines.append("")
+    return lines
+
+
 # -------------------------------------------------------------------------------------- tables
 
 def _stat(values: list[float], digits: int = 2) -> str:
@@ -387,7 +510,7 @@ def _prepare_out_dir(out_dir: Path, force: bool) -> None:
         if not force:
             raise UserError(f"report directory {out_dir} exists and is not empty (use --force to replace the report in it)")
         # Only the report's own files go: --force must never delete what else a user keeps there.
-        for name in ("report.md",) + PLOTS:
+        for name in ("report.md", CURVES) + PLOTS:
             (out_dir / name).unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -443,6 +566,13 @@ def write_report(run_dirs: list[Path], out_dir: Path, baseline: Optional[str] = 
         if len({setting for r in runs for setting in r.settings}) > 1:
             lines += ["**Warning**: the runs were evaluated with different modes or item limits; their scores are "
                       "not directly comparable.", ""]
+    if any(r.series for r in runs):
+        plot_learning_curves(runs, out_dir / CURVES)
+        lines += ["## Learning curves", "", f"![learning curves]({CURVES})", "",
+                  "Each word checkpoint (`antlm eval --series`) scored on the 2025 fast sets, against the words seen "
+                  "when it was saved (log scale); the dev losses from metrics.jsonl on the same axis; shading: the "
+                  "schedule's phases. The final model is starred only when it was scored on the fast sets too.", "",
+                  *_curve_tables(runs)]
     notes = [f"- {_md(r.name)}: {note}" for r in runs for note in r.notes]
     for cond in conditions:
         seeds = [r.seed for r in cond.runs]

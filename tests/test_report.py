@@ -192,3 +192,39 @@ def test_end_to_end_two_tiny_runs(text_corpus, tmp_path):
     assert "No run has evaluation results" in text and SNIPPETS_CAVEAT not in text
     assert_png(tmp_path / "report" / "loss_by_objective.png")
     assert_png(tmp_path / "report" / "dev_loss.png")
+
+
+def test_learning_curves_from_a_series_results_file(tmp_path):
+    """A results file from `antlm eval --series`: scores per checkpoint against words seen, phases shaded."""
+    from matplotlib.colors import to_rgba
+
+    from antlm.report import CURVES, PHASE_SHADE, plot_learning_curves
+
+    run = fake_run(tmp_path, "series", "2_clm+4_mlm", 0, scores=(70.0, 60.0))  # 60 steps, 10 an epoch
+    (run / "word_checkpoints").mkdir()
+    (run / "word_checkpoints" / "series.json").write_text(json.dumps({"corpus_words": 1000, "steps_per_epoch": 10}))
+    results = json.loads((run / "results.json").read_text())
+    results["series"] = [{"revision": f"chck_{w}", "words_seen": w, "step": w // 100, "phase": p, "eval_set": "fast",
+                          "scores": {"causal": {"blimp": 50.0 + i, "wug_adj": 10.0 * i}, "mntp": {"blimp": 49.0 + i}}}
+                         for i, (w, p) in enumerate(((1000, "2_clm"), (3000, "4_mlm"), (5000, "4_mlm")))]
+    results.update(revision="main", words_seen=6000, eval_set="full", scores={"causal": {"blimp": 71.0}})
+    (run / "results.json").write_text(json.dumps(results))
+    loaded = read_run(run)
+    figure = plot_learning_curves([loaded], tmp_path / "curves.png")
+    assert_png(tmp_path / "curves.png")
+    score_axes, dev_axes = figure.axes[:2], figure.axes[2]
+    # 2_clm is steps 0-20 (0-2,000 words, drawn from the axis' left edge), 4_mlm steps 20-60
+    for ax in figure.axes:
+        assert [(round(p.get_x() + p.get_width())) for p in ax.patches] == [2000, 6000] and ax.get_xscale() == "log"
+        assert [p.get_facecolor() for p in ax.patches] == [to_rgba(PHASE_SHADE["clm"]), to_rgba(PHASE_SHADE["mlm"])]
+        assert ax.patches[1].get_x() == 2000
+    assert [line.get_label() for line in score_axes[0].get_lines() if not line.get_label().startswith("_")] == ["blimp", "wug_adj"]
+    assert list(score_axes[0].get_lines()[-2].get_xdata()) == [1000, 3000, 5000]  # the blimp line (after 3 milestone marks)
+    assert dev_axes.get_lines()  # the dev losses, on the steps' words
+    text = write_report([run], tmp_path / "r", log=QUIET).read_text()
+    assert_png(tmp_path / "r" / CURVES)
+    assert f"![learning curves]({CURVES})" in text and "| chck_3000 | 3,000 | 30 | 4_mlm | fast | 51.00 | 10.00 |" in text
+    assert "| main | 6,000 | 60 |  | full | 71.00 | n/a |" in text
+    # a report without a series has no curves, and --force removes an earlier one
+    write_report(make_runs(tmp_path / "plain"), tmp_path / "r", log=QUIET, force=True)
+    assert not (tmp_path / "r" / CURVES).exists()
