@@ -37,7 +37,7 @@ def check_output_dir(directory: Path, what: str, shown: Optional[Path] = None) -
         raise UserError(f"{what} {shown or directory}: {existing} is not writable")
 
 
-class _Staged:
+class Staged:
     """Files written to temporary names and renamed together at the end, or not at all."""
 
     def __init__(self):
@@ -65,7 +65,7 @@ def write_outputs(results: dict, out: Path, submission_path: Optional[Path], res
                   revision: str = "main") -> None:
     """results.json, and when asked the gzipped submission (2024 layout) and the 2025 results folder."""
     submission = results.pop("submission")
-    staged = _Staged()
+    staged = Staged()
     try:
         staged.write_text(out, json.dumps(results, indent=1))
         if submission_path is not None:
@@ -90,9 +90,10 @@ def build_submission(mode: str, predictions: dict) -> dict:
 
 
 def model_name(results: dict) -> str:
-    """The 2025 pipeline names the results folder after the model path's stem."""
+    """The 2025 pipeline names the results folder after the model path's stem (`run.py`); a run's
+    final/ is named after its run directory."""
     path = Path(results["model"])
-    return path.parent.name if path.name == "final" else path.stem
+    return (path.parent if path.name == "final" else path).stem
 
 
 def _report(task: str, entry: dict) -> str:
@@ -111,7 +112,7 @@ def _report(task: str, entry: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_2025_layout(results: dict, submission: dict, results_dir: Path, revision: str, staged: _Staged) -> None:
+def write_2025_layout(results: dict, submission: dict, results_dir: Path, revision: str, staged: Staged) -> None:
     base = Path(results_dir) / model_name(results) / revision
     for backend, entry in results["results"].items():
         predictions = submission[backend]

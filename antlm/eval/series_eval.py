@@ -26,7 +26,7 @@ import yaml
 
 from antlm.errors import UserError
 from antlm.eval import pipelines
-from antlm.eval.outputs import _Staged, build_submission, write_2025_layout
+from antlm.eval.outputs import Staged, build_submission, write_2025_layout
 from antlm.eval.runner import EvalOptions, check_options, run_eval
 from antlm.eval.tasks import detect_layout
 from antlm.train.series import SERIES_DIR, SERIES_FILE, read_series
@@ -94,7 +94,7 @@ def _check(options: EvalOptions) -> EvalOptions:
     return checked
 
 
-def _stage(staged: _Staged, results: dict, submission: dict, run_dir: Path, results_dir: Path, revision: str) -> None:
+def _stage(staged: Staged, results: dict, submission: dict, run_dir: Path, results_dir: Path, revision: str) -> None:
     # The 2025 folder is named after the model path's stem (collate_preds.py: model_path_or_name.stem):
     # the run's, for the checkpoints as for the final model, not the checkpoint's own directory name.
     write_2025_layout({**results, "model": str(run_dir)}, submission, results_dir, revision, staged)
@@ -132,7 +132,7 @@ def evaluate_series(run_dir: Path, data_dir: Path, options: EvalOptions, log: Ca
     index = json.loads((run_dir / SERIES_DIR / SERIES_FILE).read_text())
     schedule = _schedule_of(run_dir, index.get("steps_per_epoch"))
 
-    staged, committed = _Staged(), False
+    staged, committed = Staged(), False
     # Folders made for uncommitted files are removed on failure, up to what existed before.
     existing = next((p for p in [Path(results_dir), *Path(results_dir).parents] if p.exists()), None) if results_dir else None
     try:
@@ -191,7 +191,7 @@ def evaluate_series(run_dir: Path, data_dir: Path, options: EvalOptions, log: Ca
     return results
 
 
-def _remove_empty_dirs(staged: _Staged, root: Path) -> None:
+def _remove_empty_dirs(staged: Staged, root: Path) -> None:
     """The folders below `root` made for files that were never committed, so an interrupted run
     leaves no revision folder behind (rmdir removes empty ones only: earlier results stay)."""
     for folder in sorted({tmp.parent for tmp, _ in staged.files}, key=lambda p: len(p.parts), reverse=True):
