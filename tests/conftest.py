@@ -65,3 +65,16 @@ def save_random_model(directory: Path, tokenizer, backbone: str, **overrides) ->
             param.add_(0.05 * torch.randn_like(param))
     save_final(directory / "final", model, cfg, tokenizer)
     return directory
+
+
+def train_tiny_run(root: Path, seed: int, **overrides) -> Path:
+    """Train the tiny preset on 800 random 8-word sentences under root/corpus; returns root/run."""
+    from antlm.config import build_config
+    from antlm.train.loop import train
+
+    rng = random.Random(seed)
+    corpus = root / "corpus"
+    corpus.mkdir()
+    (corpus / "a.train").write_text("\n".join(" ".join(rng.choice(WORDS) for _ in range(8)) + " ." for _ in range(800)))
+    train(build_config(None, tiny_overrides(corpus, **overrides)), root / "run", log=lambda m: None)
+    return root / "run"

@@ -3,18 +3,15 @@ fits give the closed-form AoAs on exact sigmoid data, and the real data's limit 
 surprisal.json in the official format."""
 import json
 import math
-import random
 
 import numpy as np
 import pytest
 import torch
 
 from antlm import load_model
-from antlm.config import build_config
 from antlm.errors import UserError
 from antlm.eval import aoa
-from antlm.train.loop import train
-from conftest import SHARED_DATA, WORDS, tiny_overrides
+from conftest import SHARED_DATA, train_tiny_run
 
 AOA_DIR = SHARED_DATA / "babylm_2025_eval" / "full_eval" / "aoa"
 needs_data = pytest.mark.skipif(not (AOA_DIR / "cdi_childes.json").is_file(), reason=f"shared AoA data not found in {AOA_DIR}")
@@ -23,14 +20,7 @@ MARKS = "500,1k,2k"
 
 @pytest.fixture(scope="module")
 def series_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("aoamodel")
-    rng = random.Random(7)
-    corpus = root / "corpus"
-    corpus.mkdir()
-    (corpus / "a.train").write_text("\n".join(" ".join(rng.choice(WORDS) for _ in range(8)) + " ." for _ in range(800)))
-    train(build_config(None, tiny_overrides(corpus, **{"model.max_seq_len": 64, "train.word_checkpoints": MARKS})),
-          root / "run", log=lambda m: None)
-    return root / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("aoamodel"), 7, **{"model.max_seq_len": 64, "train.word_checkpoints": MARKS})
 
 
 CONTEXTS = [("The dog sees the big", "house"), ("  a child  ", "runs"), ("near the", "unbelievably"), ("trees", "x-ray")]

@@ -10,24 +10,16 @@ import pytest
 import torch
 
 from antlm import load_model
-from antlm.config import build_config
 from antlm.errors import UserError
 from antlm.eval import scoring
 from antlm.eval.runner import EvalOptions, format_table, run_eval, write_outputs
 from antlm.eval.tasks import detect_layout, load_task, parse_task_list
-from antlm.train.loop import train
-from conftest import SHARED_DATA, WORDS, tiny_overrides
+from conftest import SHARED_DATA, WORDS, train_tiny_run
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("evalmodel")
-    rng = random.Random(3)
-    corpus = root / "corpus"
-    corpus.mkdir()
-    (corpus / "a.train").write_text("\n".join(" ".join(rng.choice(WORDS) for _ in range(8)) + " ." for _ in range(800)))
-    train(build_config(None, tiny_overrides(corpus, **{"model.max_seq_len": 64})), root / "run", log=lambda m: None)
-    return root / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("evalmodel"), 3, **{"model.max_seq_len": 64})
 
 
 def _sentences(n, seed=0):

@@ -3,18 +3,15 @@ pipeline's rule, the OLS equals hand-computed and statsmodels values, and the re
 form writes the official files."""
 import json
 import math
-import random
 
 import numpy as np
 import pytest
 import torch
 
 from antlm import load_model
-from antlm.config import build_config
 from antlm.errors import UserError
 from antlm.eval import reading
-from antlm.train.loop import train
-from conftest import SHARED_DATA, WORDS, tiny_overrides
+from conftest import SHARED_DATA, train_tiny_run
 
 READING_CSV = SHARED_DATA / "babylm_2025_eval" / "full_eval" / "reading" / "reading_data.csv"
 needs_data = pytest.mark.skipif(not READING_CSV.is_file(), reason=f"shared reading data not found at {READING_CSV}")
@@ -22,13 +19,7 @@ needs_data = pytest.mark.skipif(not READING_CSV.is_file(), reason=f"shared readi
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("readingmodel")
-    rng = random.Random(5)
-    corpus = root / "corpus"
-    corpus.mkdir()
-    (corpus / "a.train").write_text("\n".join(" ".join(rng.choice(WORDS) for _ in range(8)) + " ." for _ in range(800)))
-    train(build_config(None, tiny_overrides(corpus, **{"model.max_seq_len": 64})), root / "run", log=lambda m: None)
-    return root / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("readingmodel"), 5, **{"model.max_seq_len": 64})
 
 
 def _with_offset(model, offset):
