@@ -43,10 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-limit", type=int, default=50, help="items per zero-shot subtask")
     parser.add_argument("--smoke", action="store_true", help="tiny runs on the embedded corpus (CI)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra override for every run")
+    parser.add_argument("--teacher-schedule", default="1_clm+4_mlm+1_clm",
+                        help="the teachers' schedule; one without MLM phases serves CLM phases only, and distilled "
+                             "AntLM students then skip distillation in their MLM phases")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads per run")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
-    threads = os.cpu_count() or 1
+    threads = args.threads
     corpus = SMOKE if args.smoke else [f"data.corpus={draw_sample(args.out, args.windows)}", "data.word_budget=10000000",
                                       "train.eval_every=40", "train.log_every=10"]
     common = [*corpus, "train.progress=false", f"train.threads={threads}", *args.overrides]
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = [f"data.tokenizer={teachers[0] / 'tokenizer.json'}"] if teachers else []
         if not (run_dir / "final" / "config.json").is_file():
             print(*run_condition({"run_dir": str(run_dir), "preset": STUDENT, "threads": threads, "eval": None,
-                                  "overrides": [*common, *size, *tokenizer, "schedule=1_clm+4_mlm+1_clm",
+                                  "overrides": [*common, *size, *tokenizer, f"schedule={args.teacher_schedule}",
                                                 f"train.seed={100 + index}"]}), flush=True)
         teachers.append(run_dir)
 
@@ -75,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             extra = [f"data.tokenizer={teachers[0] / 'tokenizer.json'}", f"schedule={schedule}", f"train.seed={seed}"]
             if distilled:
                 extra.append("distill.teachers=[" + ",".join(map(str, teachers)) + "]")
+                if "mlm" not in args.teacher_schedule:
+                    extra.append("distill.skip_unsupported_phases=true")
             print(*run_condition({"run_dir": str(run_dir), "preset": STUDENT, "threads": threads, "eval": evaluation,
                                   "overrides": [*common, *extra]}), flush=True)
     if evaluation is not None:
