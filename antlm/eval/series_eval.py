@@ -29,7 +29,7 @@ from antlm.eval import pipelines
 from antlm.eval.outputs import Staged, build_submission, write_2025_layout
 from antlm.eval.runner import EvalOptions, check_options, run_eval
 from antlm.eval.tasks import detect_layout
-from antlm.train.series import SERIES_DIR, SERIES_FILE, read_series
+from antlm.train.series import SERIES_DIR, SERIES_FILE, written_series
 
 # What eval_zero_shot_fast.sh scores at every intermediate revision (reference: 2025 pipeline @ bf55c11).
 FAST_TASKS = ("blimp", "blimp_supplement", "ewok", "entity_tracking", "wug_adj", "wug_past", "reading")
@@ -111,13 +111,7 @@ def evaluate_series(run_dir: Path, data_dir: Path, options: EvalOptions, log: Ca
     revision `chck_<N>` per checkpoint, `revision` for the final; with `out`, the results JSON; with
     `submission_path`, the final model's 2024-layout submission. All files appear together at the end."""
     run_dir = run_dir_of(Path(run_dir))
-    series = read_series(run_dir)
-    if not series:
-        raise UserError(f"--series: {run_dir} has no word-checkpoint series ({run_dir / SERIES_DIR / SERIES_FILE} "
-                        "is missing or empty; train with train.word_checkpoints=babylm or a list like 1M,5M,10M)")
-    missing = [name for name, path, _ in series if not (path / "config.json").is_file()]
-    if missing:
-        raise UserError(f"--series: {run_dir / SERIES_DIR} lists {', '.join(missing)} but has no such checkpoint")
+    series = written_series(run_dir, "--series")
     if not (run_dir / "final" / "config.json").is_file():
         raise UserError(f"--series: {run_dir} has no final/ model (an unfinished run); its checkpoints are evaluated "
                         "with the final one: finish it with antlm train --resume")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from antlm.errors import UserError
 from antlm.export.hf import _replace, export_hf
-from antlm.train.series import SERIES_DIR, read_series
+from antlm.train.series import written_series
 
 GIT_IDENTITY = ["-c", "user.name=antlm", "-c", "user.email=antlm@localhost", "-c", "commit.gpgsign=false"]
 GITATTRIBUTES = "*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
@@ -50,13 +50,7 @@ def export_series(run: str | Path, out_dir: str | Path, force: bool = False) -> 
     run, out = Path(run), Path(out_dir)
     if not (run / "final" / "config.json").is_file():
         raise UserError(f"--series needs a finished run directory with final/, got {run}")
-    series = read_series(run)
-    if not series:
-        raise UserError(f"{run} has no word-checkpoint series ({run / SERIES_DIR} is missing or empty): "
-                        "train with train.word_checkpoints (babylm or e.g. 1M,5M,10M)")
-    missing = [name for name, path, _ in series if not (path / "config.json").is_file()]
-    if missing:
-        raise UserError(f"{run / SERIES_DIR} lacks the written checkpoints {', '.join(missing)}")
+    series = written_series(run, "export --series")
     if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} already exists and is not empty (use --force to replace it)")
     if out.resolve() == run.resolve() or out.resolve() in run.resolve().parents:

@@ -24,6 +24,7 @@ from tokenizers import Tokenizer
 from antlm.config import RunConfig
 from antlm.model_io import model_config_json
 from antlm.tracks import crossed, get_track, milestone_name, parse_milestones, words_after
+from antlm.errors import UserError
 from antlm.train.checkpoint import CheckpointError, _fsync_dir, write_json_atomic
 
 SERIES_DIR = "word_checkpoints"
@@ -128,3 +129,16 @@ def read_series(run: Path) -> list[tuple[str, Path, dict]]:
     except (json.JSONDecodeError, KeyError, TypeError):
         return []
     return [(name, Path(run) / SERIES_DIR / name, entry) for name, entry in written]
+
+
+def written_series(run: Path, command: str) -> list[tuple[str, Path, dict]]:
+    """read_series for a command that needs every milestone on disk: a one-line UserError naming
+    `command` when the run has no series or lists a checkpoint it does not hold."""
+    series = read_series(run)
+    if not series:
+        raise UserError(f"{command}: {run} has no word-checkpoint series ({Path(run) / SERIES_DIR / SERIES_FILE} is "
+                        "missing or empty; train with train.word_checkpoints=babylm or a list like 1M,5M,10M)")
+    missing = [name for name, path, _ in series if not (path / "config.json").is_file()]
+    if missing:
+        raise UserError(f"{command}: {Path(run) / SERIES_DIR} lists {', '.join(missing)} but has no such checkpoint")
+    return series
