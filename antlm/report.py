@@ -36,7 +36,9 @@ from scipy import stats
 from antlm.errors import UserError
 from antlm.schedule import Schedule, ScheduleError
 
-TASKS = ("blimp", "blimp_supplement", "ewok", "glue", "macro")
+TASKS = ("blimp", "blimp_supplement", "ewok", "entity_tracking", "wug_adj", "wug_past", "glue", "macro")
+# The 2024 columns are always shown (n/a where not run); the 2025 tasks only when some run has them.
+ALWAYS_SHOWN = ("blimp", "blimp_supplement", "ewok", "glue", "macro")
 PLOTS = ("loss_by_objective.png", "dev_loss.png", "scores.png")
 CURVES = "learning_curves.png"  # only for runs whose results hold a `series` (antlm eval --series)
 SNIPPETS_MARK = "babylm_2024_100M_snippets"
@@ -276,15 +278,22 @@ def plot_dev_loss(conditions: list[Condition], path: Path, use_tokens: bool) -> 
     fig.savefig(path, dpi=DPI)
 
 
+def shown_tasks(conditions: list[Condition]) -> list[str]:
+    present = {t for c in conditions for r in c.runs for scores in r.scores.values() for t, v in scores.items()
+               if v is not None}
+    return [t for t in TASKS if t in ALWAYS_SHOWN or t in present]
+
+
 def plot_scores(conditions: list[Condition], backends: list[str], path: Path) -> None:
-    panel_width = 1.5 + len(TASKS) * (0.5 + 0.35 * len(conditions))
+    tasks = shown_tasks(conditions)
+    panel_width = 1.5 + len(tasks) * (0.5 + 0.35 * len(conditions))
     fig = Figure(figsize=(max(7.0, len(backends) * panel_width), 5.6), layout="constrained")
     axes = fig.subplots(1, len(backends), squeeze=False, sharey=True)[0]
     width = 0.8 / len(conditions)
     low = 100.0
     for ax, backend in zip(axes, backends):
         for ci, cond in enumerate(conditions):
-            for ti, task in enumerate(TASKS):
+            for ti, task in enumerate(tasks):
                 values = list(cond.per_seed(backend, task).values())
                 if not values:
                     continue
@@ -294,7 +303,7 @@ def plot_scores(conditions: list[Condition], backends: list[str], path: Path) ->
                 ax.plot([xpos] * len(values), values, "k.", markersize=4)  # the seeds themselves
                 ax.text(xpos, mean + std + 0.5, f"n={len(values)}", ha="center", va="bottom", fontsize=7)
                 low = min(low, min(values), mean - std)
-        ax.set_xticks(range(len(TASKS)), TASKS, rotation=20)
+        ax.set_xticks(range(len(tasks)), tasks, rotation=20)
         ax.set_title(f"{backend} scoring")
         ax.grid(axis="y", alpha=0.3)
     # Bars from 0 would hide differences of a point or two; the axis starts just below the data.
@@ -466,18 +475,18 @@ def _conditions_table(conditions: list[Condition]) -> list[str]:
 
 
 def _score_tables(conditions: list[Condition], backends: list[str], baseline: Condition) -> list[str]:
-    lines = []
+    lines, tasks = [], shown_tasks(conditions)
     for backend in backends:
-        lines += [f"### {backend} scoring", "", "| condition | " + " | ".join(TASKS) + " |", "|---|" + "---|" * len(TASKS)]
+        lines += [f"### {backend} scoring", "", "| condition | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
         for cond in conditions:
-            cells = [_stat(list(cond.per_seed(backend, t).values())) for t in TASKS]
+            cells = [_stat(list(cond.per_seed(backend, t).values())) for t in tasks]
             lines.append(f"| {_md(cond.label)}{' (baseline)' if cond is baseline else ''} | " + " | ".join(cells) + " |")
         lines += ["", f"Paired t-test against the baseline **{_md(baseline.label)}** ({backend} scoring), runs paired by train.seed:", "",
                   "| condition | task | baseline mean (paired seeds) | condition mean (paired seeds) | mean difference "
                   "| p-value (paired t-test) | seed pairs |",
                   "|---|---|---|---|---|---|---|"]
         for cond in [c for c in conditions if c is not baseline]:
-            for task in TASKS:
+            for task in tasks:
                 base, mine = baseline.per_seed(backend, task), cond.per_seed(backend, task)
                 if not mine:  # the score table already shows n/a; a row of n/a here says nothing more
                     continue

@@ -110,10 +110,27 @@ def run_condition(job: dict) -> tuple[str, dict]:
         train(cfg, run_dir, force=True, log=lambda m: None)
     timing = {"train_s": round(time.perf_counter() - start, 1)}
     if job["eval"] is not None:
-        results = run_eval(run_dir, SHARED, EvalOptions(**job["eval"]), log=lambda m: None)
+        # A list of evaluations (different backends per task set) is merged into one results.json.
+        results = None
+        for options in job["eval"] if isinstance(job["eval"], list) else [job["eval"]]:
+            part = run_eval(run_dir, SHARED, EvalOptions(**options), log=lambda m: None)
+            results = part if results is None else merge_results(results, part)
         write_outputs(results, run_dir / "results.json", None)
     timing["total_s"] = round(time.perf_counter() - start, 1)
     return run_dir.name, timing
+
+
+def merge_results(results: dict, part: dict) -> dict:
+    """Fold the backends x tasks of a second `run_eval` of the same model into the first."""
+    for backend, entry in part["results"].items():
+        results["results"].setdefault(backend, entry)["tasks"].update(entry["tasks"])
+    for backend, predictions in part.get("submission", {}).items():
+        results.setdefault("submission", {}).setdefault(backend, {}).update(predictions)
+    for backend, rule in part.get("overlong", {}).items():
+        results.setdefault("overlong", {}).setdefault(backend, rule)
+    results["tasks"] = [*results.get("tasks", []), *[t for t in part.get("tasks", []) if t not in results.get("tasks", [])]]
+    results["complete"] = bool(results.get("complete")) and bool(part.get("complete"))
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
