@@ -1,5 +1,6 @@
 """The CPU replication recipe runs end to end on tiny models (its --smoke mode)."""
 import importlib.util
+import json
 import sys
 
 import pytest
@@ -38,5 +39,12 @@ def test_distillation_recipe_smoke(tmp_path):
     assert "student-clm-distill" in report and "student-antlm-distill" in report
     config = (tmp_path / "student-antlm-distill-s1" / "config.yaml").read_text()
     assert "teacher-192" in config and "teacher-256" in config
+    # The 2025 fast sets: BLiMP & co. under both backends, entity tracking causally, all in one file.
+    results = json.loads((tmp_path / "student-clm-s0" / "results.json").read_text())
+    assert results["mode"] == "babylm2025" and results["eval_set"] == "fast"
+    assert {"blimp", "wug_adj", "entity_tracking"} <= set(results["results"]["causal"]["tasks"])
+    assert "blimp" in results["results"]["mntp"]["tasks"] and "entity_tracking" not in results["results"]["mntp"]["tasks"]
+    assert "| ewok | entity_tracking | wug_adj | wug_past | glue |" in report
+    assert (tmp_path / "teacher-256" / "results.json").is_file()
     sys.modules.pop("distillation_recipe", None)
     sys.modules.pop("run", None)
