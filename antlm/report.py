@@ -294,7 +294,8 @@ def plot_scores(conditions: list[Condition], backends: list[str], path: Path) ->
     for ax, backend in zip(axes, backends):
         for ci, cond in enumerate(conditions):
             for ti, task in enumerate(tasks):
-                values = list(cond.per_seed(backend, task).values())
+                # A correlation over too few items (wug with --limit) can be NaN: not drawn.
+                values = [v for v in cond.per_seed(backend, task).values() if np.isfinite(v)]
                 if not values:
                     continue
                 mean, std = float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
@@ -307,7 +308,8 @@ def plot_scores(conditions: list[Condition], backends: list[str], path: Path) ->
         ax.set_title(f"{backend} scoring")
         ax.grid(axis="y", alpha=0.3)
     # Bars from 0 would hide differences of a point or two; the axis starts just below the data.
-    axes[0].set_ylim(max(0.0, np.floor(low / 5) * 5 - 5), 100)
+    # Correlations (wug) can be negative; accuracies start the axis at 0 at the lowest.
+    axes[0].set_ylim(np.floor(low / 5) * 5 - 5 if low < 0 else max(0.0, np.floor(low / 5) * 5 - 5), 100)
     axes[0].set_ylabel("score (%; bar: mean, error bar: std over seeds, dots: seeds)")
     fig.legend(handles=[Patch(color=c.color, label=c.label) for c in conditions], fontsize=8, loc="outside lower center",
                ncol=min(3, len(conditions)))
