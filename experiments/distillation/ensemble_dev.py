@@ -1,0 +1,70 @@
+"""Is the distillation target better than the student? Dev CLM loss (nats per token) of each
+teacher, of the teachers' ensemble as the student is taught it (the mean of their logits, here at
+T 1 so that it is a prediction), and of students, all on one student's own dev blocks: the
+`train.eval_batches` blocks spread over the dev set that its logged `dev_clm_loss` uses, so the
+student's value here equals its last logged one (a check that the blocks are the same).
+
+    python experiments/distillation/ensemble_dev.py STUDENT_RUN TEACHER_RUN [TEACHER_RUN ...]
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from antlm.config import build_config  # noqa: E402
+from antlm.data import tokenizer as tok_lib  # noqa: E402
+from antlm.data.batches import BatchMaker  # noqa: E402
+from antlm.model_io import load_model  # noqa: E402
+from antlm.objectives import IGNORE  # noqa: E402
+from antlm.train.loop import DEV_MASK_SEED  # noqa: E402
+from antlm.train.setup import prepare_data  # noqa: E402
+
+
+@torch.no_grad()
+def dev_clm_losses(student: Path, teachers: list[Path], others: list[Path] = ()) -> dict:
+    cfg = build_config(str(student / "config.yaml"), [])
+    data = prepare_data(cfg, student, log=lambda m: None)
+    maker = BatchMaker(cfg, data.dev, tok_lib.special_ids(data.tokenizer), data.tokenizer.get_vocab_size(), 1)
+    batch_size = min(cfg.train.micro_batch_size or cfg.train.batch_size, len(data.dev))
+    n_batches = max(1, min(cfg.train.eval_batches, len(data.dev) // batch_size))  # as train.loop.dev_losses
+    spread = np.linspace(0, len(data.dev) - 1, n_batches * batch_size).round().astype(np.int64)
+    batches = [maker.make(spread[i * batch_size:(i + 1) * batch_size], "clm", DEV_MASK_SEED + i, step=0)
+               for i in range(n_batches)]
+    models = {path.name: load_model(path)[0] for path in [*teachers, student, *others]}
+
+    def logits(model, batch):
+        features, weight, bias = model.head_inputs(batch.input_ids, True)
+        return F.linear(features.reshape(-1, features.size(-1)), weight, bias)
+
+    totals = dict.fromkeys([*models, "ensemble (mean of teacher logits)"], 0.0)
+    count = 0
+    for batch in batches:
+        targets = batch.targets.reshape(-1)
+        per_model = {name: logits(model, batch) for name, model in models.items()}
+        ensemble = torch.stack([per_model[t.name] for t in teachers]).mean(0)
+        for name, value in [*per_model.items(), ("ensemble (mean of teacher logits)", ensemble)]:
+            totals[name] += F.cross_entropy(value, targets, ignore_index=IGNORE, reduction="sum").item()
+        count += int((targets != IGNORE).sum())
+    return {name: round(total / count, 5) for name, total in totals.items()} | {"dev_tokens": count}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = [Path(a) for a in (argv if argv is not None else sys.argv[1:])]
+    if len(args) < 2:
+        print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
+        return 2
+    torch.set_num_threads(1)
+    print(json.dumps(dev_clm_losses(args[0], args[1:]), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
