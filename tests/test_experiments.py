@@ -47,10 +47,12 @@ def test_distillation_recipe_smoke(tmp_path):
     assert "| ewok | entity_tracking | wug_adj | wug_past | glue |" in report
     assert (tmp_path / "teacher-256" / "results.json").is_file()
     # The ensemble diagnostic reads the very dev blocks the student's logged dev loss used.
-    target = json.loads((tmp_path / "ensemble_dev.json").read_text())["seed 1"]
+    target = json.loads((tmp_path / "ensemble_dev.json").read_text())["dev blocks, seed 1"]
     logged = [json.loads(line) for line in (tmp_path / "student-clm-s1" / "metrics.jsonl").read_text().splitlines()]
     assert target["student-clm-s1"] == [row for row in logged if row["split"] == "dev"][-1]["dev_clm_loss"]
     assert {"teacher-192", "teacher-256", "ensemble (mean of teacher logits)", "student-antlm-distill-s1"} <= set(target)
+    heldout = json.loads((tmp_path / "ensemble_dev.json").read_text())["held-out text, seed 1"]
+    assert heldout["dev_tokens"] > target["dev_tokens"] and set(heldout) == set(target)
     sys.modules.pop("distillation_recipe", None)
     sys.modules.pop("run", None)
     sys.modules.pop("ensemble_dev", None)

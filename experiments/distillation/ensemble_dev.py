@@ -1,8 +1,10 @@
-"""Is the distillation target better than the student? Dev CLM loss (nats per token) of each
-teacher, of the teachers' ensemble as the student is taught it (the mean of their logits, here at
-T 1 so that it is a prediction), and of students, all on one student's own dev blocks: the
-`train.eval_batches` blocks spread over the dev set that its logged `dev_clm_loss` uses, so the
-student's value here equals its last logged one (a check that the blocks are the same).
+"""Is the distillation target better than the student? CLM loss (nats per token) of each teacher,
+of the teachers' ensemble as the student is taught it (the mean of their logits, here at T 1 so
+that it is a prediction), and of students, on the same blocks:
+- by default one student's own dev blocks: the `train.eval_batches` blocks spread over the dev set
+  that its logged `dev_clm_loss` uses, so the student's value here equals its last logged one (a
+  check that the blocks are the same). On a small sample these are only a few thousand tokens;
+- with `heldout`, every block of a corpus none of the models trained on (`heldout_sample`).
 
     python experiments/distillation/ensemble_dev.py STUDENT_RUN TEACHER_RUN [TEACHER_RUN ...]
 """
@@ -28,14 +30,40 @@ from antlm.train.loop import DEV_MASK_SEED  # noqa: E402
 from antlm.train.setup import prepare_data  # noqa: E402
 
 
+SNIPPETS = REPO.parent / "shared" / "data" / "babylm_2024_100M_snippets"
+
+
+def heldout_sample(out: Path, skip: int, count: int, max_words: int | None = None) -> Path:
+    """Lines skip .. skip+count-1 (10,000-word windows) of each source file of the shared snippets
+    corpus, each cut to its first `max_words` words if given: the study's sample is its first
+    `--windows` lines, so with skip >= windows no model has seen this text."""
+    sample = out / (f"heldout-{skip}-{count}w" + (f"-{max_words}" if max_words else ""))
+    if not (sample / "DONE").is_file():
+        sample.mkdir(parents=True, exist_ok=True)
+        for source in sorted(SNIPPETS.glob("*.txt")):
+            lines = source.read_text(encoding="utf-8").splitlines()[skip:skip + count]
+            lines = [" ".join(line.split()[:max_words]) for line in lines] if max_words else lines
+            (sample / f"{source.stem}.train").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (sample / "DONE").write_text("")
+    return sample
+
+
 @torch.no_grad()
-def dev_clm_losses(student: Path, teachers: list[Path], others: list[Path] = ()) -> dict:
+def dev_clm_losses(student: Path, teachers: list[Path], others: list[Path] = (), heldout: Path | None = None) -> dict:
     cfg = build_config(str(student / "config.yaml"), [])
-    data = prepare_data(cfg, student, log=lambda m: None)
-    maker = BatchMaker(cfg, data.dev, tok_lib.special_ids(data.tokenizer), data.tokenizer.get_vocab_size(), 1)
-    batch_size = min(cfg.train.micro_batch_size or cfg.train.batch_size, len(data.dev))
-    n_batches = max(1, min(cfg.train.eval_batches, len(data.dev) // batch_size))  # as train.loop.dev_losses
-    spread = np.linspace(0, len(data.dev) - 1, n_batches * batch_size).round().astype(np.int64)
+    if heldout is None:
+        data = prepare_data(cfg, student, log=lambda m: None)
+        blocks = data.dev
+        batch_size = min(cfg.train.micro_batch_size or cfg.train.batch_size, len(blocks))
+        n_batches = max(1, min(cfg.train.eval_batches, len(blocks) // batch_size))  # as train.loop.dev_losses
+        spread = np.linspace(0, len(blocks) - 1, n_batches * batch_size).round().astype(np.int64)
+    else:
+        cfg = build_config(str(student / "config.yaml"), [f"data.corpus={heldout}", f"data.tokenizer={student / 'tokenizer.json'}"])
+        data = prepare_data(cfg, None, log=lambda m: None)
+        blocks, batch_size = data.train, cfg.train.batch_size  # the dev split of this corpus is not used
+        spread = np.arange(len(blocks))
+        n_batches = -(-len(blocks) // batch_size)
+    maker = BatchMaker(cfg, blocks, tok_lib.special_ids(data.tokenizer), data.tokenizer.get_vocab_size(), 1)
     batches = [maker.make(spread[i * batch_size:(i + 1) * batch_size], "clm", DEV_MASK_SEED + i, step=0)
                for i in range(n_batches)]
     models = {path.name: load_model(path)[0] for path in [*teachers, student, *others]}

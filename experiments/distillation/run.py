@@ -28,7 +28,7 @@ sys.path.append(str(Path(__file__).resolve().parent))  # after cpu_replication: 
 
 from run import SHARED, _die_with_parent, draw_sample, run_condition  # noqa: E402  (the replication recipe's helpers)
 
-from ensemble_dev import dev_clm_losses  # noqa: E402
+from ensemble_dev import SNIPPETS, dev_clm_losses, heldout_sample  # noqa: E402
 
 from antlm.config import build_config  # noqa: E402
 from antlm.data.corpus import find_corpus  # noqa: E402
@@ -160,10 +160,16 @@ def main(argv: list[str] | None = None) -> int:
         timings_path.write_text(json.dumps(timings, indent=1))
     # The diagnostic that decides whether distillation can help: the teachers' and their ensemble's
     # dev CLM loss against the students', on each seed's dev blocks.
-    seeds = [int(x) for x in args.seeds.split(",")]
-    target = {f"seed {seed}": dev_clm_losses(args.out / f"student-clm-s{seed}", teachers,
-                                             [d for d in students if d.name.endswith(f"-s{seed}") and "-clm-s" not in d.name])
-              for seed in seeds}
+    # The dev split is a few thousand tokens of the sample's own documents; the held-out text (the
+    # next window of every source, 60,000 words) is larger and unseen by every model.
+    heldout = heldout_sample(args.out, args.windows, 1, max_words=200 if args.smoke else None) if SNIPPETS.is_dir() else None
+    target = {}
+    for seed in (int(x) for x in args.seeds.split(",")):
+        student = args.out / f"student-clm-s{seed}"
+        others = [d for d in students if d.name.endswith(f"-s{seed}") and d != student]
+        target[f"dev blocks, seed {seed}"] = dev_clm_losses(student, teachers, others)
+        if heldout is not None:
+            target[f"held-out text, seed {seed}"] = dev_clm_losses(student, teachers, others, heldout=heldout)
     (args.out / "ensemble_dev.json").write_text(json.dumps(target, indent=1))
     print("dev CLM loss:", json.dumps(target, indent=1))
     if evaluation is not None:
