@@ -120,6 +120,27 @@ def run_condition(job: dict) -> tuple[str, dict]:
     return run_dir.name, timing
 
 
+def run_jobs(pending: list[dict], jobs: int, timings: dict, timings_path: Path) -> None:
+    """run_condition on each job, `jobs` at a time, recording each run's timing as it finishes."""
+    if not pending:
+        return
+    if jobs == 1:
+        finished = map(run_condition, pending)
+    else:
+        # Separate processes with one thread each beat one process with two threads at these
+        # model sizes (less synchronisation per small matmul).
+        os.environ["OMP_NUM_THREADS"] = str(pending[0]["threads"])
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_die_with_parent)
+        finished = pool.map(run_condition, pending)
+    for name, timing in finished:
+        timings[name] = timing
+        print(f"{name}: {timing}", flush=True)
+        timings_path.write_text(json.dumps(timings, indent=1))
+    if jobs > 1:
+        pool.shutdown()
+
+
 def merge_results(results: dict, part: dict) -> dict:
     """Fold the backends x tasks of a second `run_eval` of the same model into the first."""
     for backend, entry in part["results"].items():
@@ -196,20 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                                           "train.progress=false", f"train.threads={threads}", *args.overrides]})
     timings_path = out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    if jobs == 1:
-        finished = map(run_condition, pending)
-    else:
-        # Separate processes with one thread each beat one process with two threads at these
-        # model sizes (less synchronisation per small matmul); LTG-BERT runs, the slowest, go first.
-        pending.sort(key=lambda job: "ltgbert" not in job["preset"])
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_die_with_parent)
-        finished = pool.map(run_condition, pending)
-    for name, timing in finished:
-        timings[name] = timing
-        print(f"{name}: {timing}", flush=True)
-        timings_path.write_text(json.dumps(timings, indent=1))
+    pending.sort(key=lambda job: "ltgbert" not in job["preset"])  # the slowest runs go first
+    run_jobs(pending, jobs, timings, timings_path)
     if pending:  # an invocation that only rebuilds the reports keeps the study's wall time
         timings["study_s"] = round(time.perf_counter() - started, 1)
         timings_path.write_text(json.dumps(timings, indent=1))

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +24,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "experiments" / "cpu_replication"))
 sys.path.append(str(Path(__file__).resolve().parent))  # after cpu_replication: `run` is that recipe's
 
-from run import SHARED, _die_with_parent, draw_sample, run_condition  # noqa: E402  (the replication recipe's helpers)
+from run import SHARED, draw_sample, run_jobs  # noqa: E402  (the replication recipe's helpers)
 
 from ensemble_dev import SNIPPETS, dev_clm_losses, heldout_sample  # noqa: E402
 
@@ -68,24 +66,6 @@ def shared_tokenizer(out: Path, common: list[str]) -> Path:
         tokenizer.save(str(tmp))
         os.replace(tmp, path)
     return path
-
-
-def run_all(pending: list[dict], jobs: int, timings: dict, timings_path: Path) -> None:
-    if not pending:
-        return
-    if jobs == 1:
-        finished = map(run_condition, pending)
-    else:
-        # One thread per process beats two threads in one process at these model sizes (as in the
-        # replication recipe); the pool is shut down before the next stage starts.
-        os.environ["OMP_NUM_THREADS"] = str(pending[0]["threads"])
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_die_with_parent)
-        finished = pool.map(run_condition, pending)
-    for name, timing in finished:
-        timings[name] = timing
-        print(f"{name}: {timing}", flush=True)
-        timings_path.write_text(json.dumps(timings, indent=1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
 
     timings_path = args.out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    run_all([j for j in first if j], jobs, timings, timings_path)
-    run_all([j for j in second if j], jobs, timings, timings_path)
+    run_jobs([j for j in first if j], jobs, timings, timings_path)
+    run_jobs([j for j in second if j], jobs, timings, timings_path)
     if any(first) or any(second):  # a call that only rebuilds the report keeps the study's wall time
         timings["study_s"] = round(time.perf_counter() - started, 1)
         timings_path.write_text(json.dumps(timings, indent=1))
