@@ -50,7 +50,8 @@ def heldout_sample(out: Path, skip: int, count: int, max_words: int | None = Non
 
 @torch.no_grad()
 def dev_clm_losses(student: Path, teachers: list[Path], others: list[Path] = (), heldout: Path | None = None) -> dict:
-    cfg = build_config(str(student / "config.yaml"), [])
+    corpus = [] if heldout is None else [f"data.corpus={heldout}", f"data.tokenizer={student / 'tokenizer.json'}"]
+    cfg = build_config(str(student / "config.yaml"), corpus)
     if heldout is None:
         data = prepare_data(cfg, student, log=lambda m: None)
         blocks = data.dev
@@ -58,7 +59,6 @@ def dev_clm_losses(student: Path, teachers: list[Path], others: list[Path] = (),
         n_batches = max(1, min(cfg.train.eval_batches, len(blocks) // batch_size))  # as train.loop.dev_losses
         spread = np.linspace(0, len(blocks) - 1, n_batches * batch_size).round().astype(np.int64)
     else:
-        cfg = build_config(str(student / "config.yaml"), [f"data.corpus={heldout}", f"data.tokenizer={student / 'tokenizer.json'}"])
         data = prepare_data(cfg, None, log=lambda m: None)
         blocks, batch_size = data.train, cfg.train.batch_size  # the dev split of this corpus is not used
         spread = np.arange(len(blocks))

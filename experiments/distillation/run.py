@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
+    seeds = [int(s) for s in args.seeds.split(",")]
     jobs = args.jobs or (1 if args.smoke else 2)
     threads = args.threads or max(1, (os.cpu_count() or 1) // jobs)
     corpus = SMOKE if args.smoke else [f"data.corpus={draw_sample(args.out, args.windows)}", "data.word_budget=10000000",
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         first.append(job(run_dir, [*size, *TEACHER_DROPOUT, f"schedule={args.teacher_schedule}",
                                    f"train.seed={100 + index}"], teacher_eval))
     for label, schedule, distilled in CONDITIONS:
-        for seed in (int(s) for s in args.seeds.split(",")):
+        for seed in seeds:
             run_dir = args.out / f"student-{label}-s{seed}"
             students.append(run_dir)
             extra = [f"schedule={schedule}", f"train.seed={seed}"]
@@ -139,12 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         timings["study_s"] = round(time.perf_counter() - started, 1)
         timings_path.write_text(json.dumps(timings, indent=1))
     # The diagnostic that decides whether distillation can help: the teachers' and their ensemble's
-    # dev CLM loss against the students', on each seed's dev blocks.
-    # The dev split is a few thousand tokens of the sample's own documents; the held-out text (the
-    # next window of every source, 60,000 words) is larger and unseen by every model.
+    # CLM loss against the students', on each seed's dev blocks (a few thousand tokens of the
+    # sample's own documents) and on held-out text (the next window of every source, 60,000 words).
     heldout = heldout_sample(args.out, args.windows, 1, max_words=200 if args.smoke else None) if SNIPPETS.is_dir() else None
     target = {}
-    for seed in (int(x) for x in args.seeds.split(",")):
+    for seed in seeds:
         student = args.out / f"student-clm-s{seed}"
         others = [d for d in students if d.name.endswith(f"-s{seed}") and d != student]
         target[f"dev blocks, seed {seed}"] = dev_clm_losses(student, teachers, others)
