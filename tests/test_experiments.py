@@ -1,6 +1,7 @@
 """The CPU replication recipe runs end to end on tiny models (its --smoke mode)."""
 import importlib.util
 import json
+import shutil
 import sys
 
 import pytest
@@ -26,6 +27,16 @@ def test_cpu_replication_smoke(tmp_path, capsys):
     assert "Data caveat" in results and "## Main comparison" in results and "## Ablations" in results
     assert results.count("paired t-test p =") == 2 + 2 + 4  # one line per non-baseline condition
     assert "(figures/main-babyllama-dev_loss.png)" in results and (tmp_path / "figures" / "main-babyllama-dev_loss.png").is_file()
+    # A run stopped after its last checkpoint but before final/ resumes from it instead of retraining
+    # (retraining would replace the checkpoint directory).
+    stopped = tmp_path / "main" / "babyllama-clm-s0"
+    checkpoint = next((stopped / "checkpoints").iterdir())
+    before = checkpoint.stat().st_ino
+    shutil.rmtree(stopped / "final")
+    (stopped / "results.json").unlink()
+    assert module.main(["--smoke", "--backbones", "babyllama", "--seeds", "0,1", "--out", str(tmp_path),
+                        "--set", "train.threads=1"]) == 0
+    assert checkpoint.stat().st_ino == before and (stopped / "results.json").is_file()
     sys.modules.pop("cpu_replication", None)
 
 

@@ -99,9 +99,10 @@ def run_condition(job: dict) -> tuple[str, dict]:
     run_dir = Path(job["run_dir"])
     start = time.perf_counter()
     cfg = build_config(job["preset"], job["overrides"])
-    if (run_dir / "final" / "config.json").is_file() and (run_dir / "config.yaml").is_file():
-        # Trained before the study was interrupted: resume (a no-op at the last step) rather than
-        # retrain; a changed config makes resume refuse, and then the run is trained afresh.
+    if (run_dir / "config.yaml").is_file():
+        # Started before the study was interrupted: resume from its last checkpoint (a no-op once
+        # trained) rather than retrain; a changed config makes resume refuse, and then the run is
+        # trained afresh.
         try:
             train(cfg, run_dir, resume=True, log=lambda m: None)
         except RunError:

@@ -7,8 +7,9 @@ plain CLM schedule and with an AntLM schedule?
 Two teachers (BabyLlama, wider than the student) are trained first on the same fixed sample of the
 shared corpus, beside the undistilled students; then the distilled students. Every run uses one
 tokenizer, trained once on the sample before anything else, so all models share one vocabulary.
-Teachers and students are scored on the same zero-shot sets. Finished runs are skipped, so an
-interrupted study continues where it stopped.
+Teachers and students are scored on the same zero-shot sets. Finished runs are skipped and one
+stopped mid-training resumes from its last checkpoint, so an interrupted study continues where it
+stopped.
 """
 from __future__ import annotations
 
