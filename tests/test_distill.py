@@ -1,5 +1,7 @@
 """Distillation in the trainer: the loss equals the formula on a real batch in both objectives, MLM
 teachers are read at the student's target positions, resume is exact, bad teachers are refused."""
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -159,3 +161,16 @@ def test_mlm_teacher_with_another_target_offset_is_refused(teachers, tmp_path):
         train(build_config(None, tiny_overrides(corpus, **extra)), tmp_path / "refused", log=QUIET)
     # CLM phases read next-token predictions, the same for every backbone.
     assert train(build_config(None, tiny_overrides(corpus, schedule="6st_clm", **extra)), tmp_path / "clm", log=QUIET)["finished"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the CI machine has none)")
+def test_distilled_training_on_gpu_with_bf16_teachers(teachers, tmp_path):
+    corpus, first, _, wide = teachers
+    messages = []
+    out = tmp_path / "gpu"
+    train(build_config(None, tiny_overrides(corpus, **{
+        "data.tokenizer": first / "tokenizer.json", "distill.teachers": f"[{first},{wide}]", "train.device": "cuda"})),
+        out, log=messages.append)
+    assert any("distilling from 2 teacher(s)" in m for m in messages)
+    losses = [r["loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["split"] == "train"]
+    assert all(l == l for l in losses) and losses[-1] < losses[0]
