@@ -10,6 +10,7 @@ that it is a prediction), and of students, on the same blocks:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ from antlm.train.setup import prepare_data  # noqa: E402
 
 
 SNIPPETS = REPO.parent / "shared" / "data" / "babylm_2024_100M_snippets"
+ENSEMBLE = "ensemble (mean of teacher logits)"
 
 
 def heldout_sample(out: Path, skip: int, count: int, max_words: int | None = None) -> Path:
@@ -49,7 +51,10 @@ def heldout_sample(out: Path, skip: int, count: int, max_words: int | None = Non
 
 
 @torch.no_grad()
-def dev_clm_losses(student: Path, teachers: list[Path], others: list[Path] = (), heldout: Path | None = None) -> dict:
+def dev_clm_losses(student: Path, teachers: list[Path], others: list[Path] = (), heldout: Path | None = None,
+                   cache: dict | None = None) -> dict:
+    """`cache` keeps the teachers' and the ensemble's losses by the blocks they were computed on, so
+    another student's call on the same blocks (another seed, one dev split) does not run them again."""
     corpus = [] if heldout is None else [f"data.corpus={heldout}", f"data.tokenizer={student / 'tokenizer.json'}"]
     cfg = build_config(str(student / "config.yaml"), corpus)
     if heldout is None:
@@ -66,22 +71,30 @@ def dev_clm_losses(student: Path, teachers: list[Path], others: list[Path] = (),
     maker = BatchMaker(cfg, blocks, tok_lib.special_ids(data.tokenizer), data.tokenizer.get_vocab_size(), 1)
     batches = [maker.make(spread[i * batch_size:(i + 1) * batch_size], "clm", DEV_MASK_SEED + i, step=0)
                for i in range(n_batches)]
-    models = {path.name: load_model(path)[0] for path in [*teachers, student, *others]}
+    key = hashlib.sha256(b"".join(b.input_ids.numpy().tobytes() + b.targets.numpy().tobytes() for b in batches)).hexdigest()
+    known = (cache or {}).get(key)
+    models = {path.name: load_model(path)[0] for path in [*(teachers if known is None else []), student, *others]}
 
     def logits(model, batch):
         features, weight, bias = model.head_inputs(batch.input_ids, True)
         return F.linear(features.reshape(-1, features.size(-1)), weight, bias)
 
-    totals = dict.fromkeys([*models, "ensemble (mean of teacher logits)"], 0.0)
+    totals = dict.fromkeys([*models, *([ENSEMBLE] if known is None else [])], 0.0)
     count = 0
     for batch in batches:
         targets = batch.targets.reshape(-1)
         per_model = {name: logits(model, batch) for name, model in models.items()}
-        ensemble = torch.stack([per_model[t.name] for t in teachers]).mean(0)
-        for name, value in [*per_model.items(), ("ensemble (mean of teacher logits)", ensemble)]:
+        if known is None:
+            per_model[ENSEMBLE] = torch.stack([per_model[t.name] for t in teachers]).mean(0)
+        for name, value in per_model.items():
             totals[name] += F.cross_entropy(value, targets, ignore_index=IGNORE, reduction="sum").item()
         count += int((targets != IGNORE).sum())
-    return {name: round(total / count, 5) for name, total in totals.items()} | {"dev_tokens": count}
+    losses = {name: round(total / count, 5) for name, total in totals.items()}
+    if known is None:
+        known = {name: losses.pop(name) for name in [*(t.name for t in teachers), ENSEMBLE]}
+        if cache is not None:
+            cache[key] = known
+    return {t.name: known[t.name] for t in teachers} | losses | {ENSEMBLE: known[ENSEMBLE], "dev_tokens": count}
 
 
 def main(argv: list[str] | None = None) -> int:

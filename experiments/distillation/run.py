@@ -144,13 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     # CLM loss against the students', on each seed's dev blocks (a few thousand tokens of the
     # sample's own documents) and on held-out text (the next window of every source, 60,000 words).
     heldout = heldout_sample(args.out, args.windows, 1, max_words=200 if args.smoke else None) if SNIPPETS.is_dir() else None
-    target = {}
+    target, cache = {}, {}
     for seed in seeds:
         student = args.out / f"student-clm-s{seed}"
         others = [d for d in students if d.name.endswith(f"-s{seed}") and d != student]
-        target[f"dev blocks, seed {seed}"] = dev_clm_losses(student, teachers, others)
+        target[f"dev blocks, seed {seed}"] = dev_clm_losses(student, teachers, others, cache=cache)
         if heldout is not None:
-            target[f"held-out text, seed {seed}"] = dev_clm_losses(student, teachers, others, heldout=heldout)
+            target[f"held-out text, seed {seed}"] = dev_clm_losses(student, teachers, others, heldout=heldout, cache=cache)
     (args.out / "ensemble_dev.json").write_text(json.dumps(target, indent=1))
     print("dev CLM loss:", json.dumps(target, indent=1))
     if evaluation is not None:
