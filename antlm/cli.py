@@ -177,6 +177,15 @@ def parse_temperatures(text: Optional[str]) -> Optional[list[float]]:
     return [round(t, 6) for t in torch.arange(low, high + step, step, dtype=torch.float64).tolist() if t <= high + 1e-9]
 
 
+def parse_glue_tasks(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    tasks = [t.strip() for t in text.split(",") if t.strip()]
+    if not tasks:
+        raise UserError("--glue-tasks is empty: name one or more GLUE tasks, or leave the option out for the recipe's set")
+    return tasks
+
+
 def run_eval_command(args: argparse.Namespace) -> int:
     from antlm.eval.outputs import check_output_dir
     from antlm.eval.runner import EvalOptions, check_output_path, format_table, run_eval, set_threads_for, write_outputs
@@ -194,10 +203,10 @@ def run_eval_command(args: argparse.Namespace) -> int:
     glue = {key: value for key, value in (("max_epochs", args.glue_epochs), ("train_limit", args.glue_train_limit),
                                           ("eval_limit", args.glue_eval_limit)) if value is not None}
     options = EvalOptions(
-        tasks=parse_task_list(args.tasks) if args.tasks else None, backend=args.backend, mode=args.mode,
+        tasks=parse_task_list(args.tasks) if args.tasks is not None else None, backend=args.backend, mode=args.mode,
         variant=args.variant, reduction=args.reduction, limit=args.limit, batch_tokens=args.batch_tokens,
         device=args.device, progress=sys.stderr.isatty(), glue=glue, overlong=args.overlong,
-        glue_tasks=[t.strip() for t in args.glue_tasks.split(",")] if args.glue_tasks else None,
+        glue_tasks=parse_glue_tasks(args.glue_tasks),
         eval_set=args.eval_set, temperatures=parse_temperatures(args.temperatures),
     )
     set_threads_for(args.device)

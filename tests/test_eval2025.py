@@ -10,6 +10,7 @@ from antlm.data.tokenizer import train_tokenizer
 from antlm.errors import UserError
 from antlm.eval import runner, scoring
 from antlm.eval.pipelines import babylm2025
+from antlm.eval.pipelines.base import ScoringContext
 from antlm.eval.runner import EvalOptions, run_eval, write_outputs
 from antlm.eval.tasks import Item, detect_layout, load_task, locate
 from antlm.model_io import load_model
@@ -94,7 +95,8 @@ def test_2025_inputs_are_what_the_exported_tokenizer_gives(models, tmp_path):
             out = hf(sentence, return_offsets_mapping=True)
             start = len(sentence) - len(completion)
             official = [i for i, (_, end) in enumerate(out["offset_mapping"]) if end > start]
-            request = scoring.encode_completion(tokenizer, sentence, completion, *babylm2025.special_tokens(backbone))
+            ctx = ScoringContext(tokenizer, backbone, 0)
+            request = scoring.encode_completion(tokenizer, sentence, completion, *babylm2025.special_ids(ctx))
             assert list(request.prefix + request.target + request.suffix) == out["input_ids"], (backbone, sentence)
             assert [out["input_ids"][i] for i in official] == list(request.target), (backbone, sentence)
 

@@ -175,5 +175,11 @@ def format_table(results: dict) -> str:
             lines.append(f"{b}: no macro-average; missing {', '.join(results['results'][b]['missing'])}")
         if results["results"][b].get("note"):
             lines.append(f"{b}: {results['results'][b]['note']}")
+    ties = [f"{task} [{b}]: {entry['ties']['items']} of {entry['items']} items, {entry['ties']['counted_correct']} counted right"
+            for b in backends for task, entry in results["results"][b]["tasks"].items()
+            if entry.get("ties", {}).get("items")]
+    if ties:
+        rule = next(entry["ties"]["rule"] for b in backends for entry in results["results"][b]["tasks"].values() if entry.get("ties"))
+        lines += [f"exact ties ({rule}):"] + [f"  {line}" for line in ties]
     lines += ["scored as:"] + [f"  {label}" for label in labels]
     return "\n".join(lines)

@@ -17,6 +17,7 @@ import torch
 
 from antlm.errors import UserError
 from antlm.eval import pipelines, scoring
+from antlm.eval.hf_models import is_hf_directory, load_hf_model
 from antlm.eval.pipelines.base import Pipeline, ScoringContext, masked_backend_check
 from antlm.eval.tasks import ZERO_SHOT_TASKS, Item, detect_layout, load_source, locate
 from antlm.model_io import load_model
@@ -43,6 +44,7 @@ class EvalOptions:
     overlong: Optional[str] = None  # items longer than the window; None: the pipeline's rule
     eval_set: str = "full"  # full or fast (the 2025 pipeline's fast_eval sets)
     temperatures: Optional[list[float]] = None  # None: [1.0]; more than one: a sweep, best reported
+    shared_prefix: bool = True  # causal: run an item's common leading tokens once (KV cache); False runs each option whole
 
 
 def overlong_for(options: EvalOptions, backend: str) -> str:
@@ -83,15 +85,17 @@ def score_items(model, tokenizer, items: list[Item], backend: str, options: Eval
     `stats`, when given, receives the policy and how many inputs were cut or skipped."""
     pipeline = pipelines.get(options.mode)
     model_offset = model.antlm_config["mlm_target_offset"]
-    ctx = ScoringContext(tokenizer, model.antlm_config["backbone"], model_offset)
-    requests, owners = [], []
+    special = getattr(model, "special_tokens", None)
+    ctx = ScoringContext(tokenizer, model.antlm_config["backbone"], model_offset, special)
+    requests, owners, shared = [], [], []
     for index, item in enumerate(items):
         encoded = pipeline.encode(item, backend, ctx)
+        shared.append(range(len(requests), len(requests) + len(encoded)))
         requests += encoded
         owners += [(index, option) for option in range(len(encoded))]
     policy = overlong_for(options, backend)
     if policy == "extend":
-        if hasattr(model, "extend_positions"):
+        if getattr(model, "extend_positions", None) is not None:
             model.extend_positions(max(len(r.prefix) + len(r.target) + len(r.suffix) for r in requests))
         else:  # an encoder's export raises on such inputs (LTG-BERT's position buckets end at its window)
             policy = "error"
@@ -105,9 +109,10 @@ def score_items(model, tokenizer, items: list[Item], backend: str, options: Eval
     temperatures = options.temperatures or [1.0]
     if backend == "causal":
         values = scoring.causal_scores(model, requests, options.batch_tokens, progress, overlong=policy,
-                                       temperatures=temperatures)
+                                       temperatures=temperatures, shared=shared if options.shared_prefix else None)
     else:
-        values = scoring.pll_scores(model, requests, scoring.mask_id_of(tokenizer), read_offset(pipeline, backend, model_offset),
+        mask_id = special.mask_id if special is not None else scoring.mask_id_of(tokenizer)
+        values = scoring.pll_scores(model, requests, mask_id, read_offset(pipeline, backend, model_offset),
                                     options.variant, reduction_for(options, backend), options.batch_tokens, progress,
                                     overlong=policy, temperatures=temperatures)
     out = {}
@@ -151,7 +156,7 @@ def summarize(task: str, subtasks: dict[str, list[Item]], per_item: list[list[fl
     or for the wug tasks the Spearman correlation (x 100) with the human ratios."""
     from scipy.stats import spearmanr
 
-    result: dict = {"subtasks": {}, "predictions": {}, "items_skipped": 0}
+    result: dict = {"subtasks": {}, "predictions": {}, "items_skipped": 0, "ties": 0, "ties_counted_correct": 0}
     by: dict[str, dict[str, list[int]]] = {}
     model_ratios, human_ratios = [], []
     cursor = 0
@@ -171,6 +176,9 @@ def summarize(task: str, subtasks: dict[str, list[Item]], per_item: list[list[fl
                 human_ratios.append(item.meta["ratio"])
             ok = is_correct(item, scores, pipeline.ties_correct)
             right, total = right + ok, total + 1
+            if scores.count(scores[chosen]) > 1:  # an exact tie for the best score: the pipeline's rule decides
+                result["ties"] += 1
+                result["ties_counted_correct"] += ok
             for key in pipeline.report_by:
                 if item.meta.get(key) is not None:
                     counts = by.setdefault(key, {}).setdefault(str(item.meta[key]), [0, 0])
@@ -237,7 +245,9 @@ def evaluate_zero_shot(model, tokenizer, data_dir: Path, backend: str, options: 
         seconds = time.perf_counter() - start
         entry = {"score": chosen["score"], "metric": chosen["metric"], "subtasks": chosen["subtasks"],
                  "items": len(items), "dataset": source.dataset, "label": label_for(options, backend, model_offset, best),
-                 "overlong": {**overlong, "items_skipped": chosen["items_skipped"]}, "seconds": round(seconds, 1)}
+                 "overlong": {**overlong, "items_skipped": chosen["items_skipped"]}, "seconds": round(seconds, 1),
+                 "ties": {"items": chosen["ties"], "counted_correct": chosen["ties_counted_correct"],
+                          "rule": pipeline.tie_rule}}
         if "by" in chosen:
             entry["by"] = chosen["by"]
         if len(summaries) > 1:
@@ -328,11 +338,35 @@ def check_options(options: EvalOptions, pipeline: Pipeline) -> None:
         raise UserError(f"--compat {pipeline.name} scores at temperature 1 only (babylm2025 and clean take --temperatures)")
 
 
+def check_hf_options(options: EvalOptions, pipeline: Pipeline) -> None:
+    """What a Hugging Face directory can be scored on: the 2025 pipeline's zero-shot tasks."""
+    if pipeline.name != "babylm2025":
+        raise UserError(f"--compat {pipeline.name} scores antlm models only; score a Hugging Face directory with "
+                        "--compat babylm2025, the pipeline that takes any transformers model")
+    if options.tasks is None:
+        options.tasks = [t for t in pipeline.default_tasks if t in ZERO_SHOT_TASKS]
+    outside = [t for t in options.tasks if t not in ZERO_SHOT_TASKS]
+    if outside:
+        raise UserError(f"a Hugging Face directory is scored on the zero-shot tasks; {', '.join(outside)} "
+                        "need an antlm run")
+
+
+def load_scored_model(model_path: Path, options: EvalOptions):
+    """An antlm run or final/, or a Hugging Face directory (antlm/eval/hf_models.py)."""
+    if not is_hf_directory(Path(model_path)):
+        return load_model(model_path, options.device)
+    model, tokenizer, special = load_hf_model(Path(model_path), options.backend, options.device)
+    model.special_tokens = special
+    return model, tokenizer
+
+
 def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callable = print) -> dict:
     pipeline = pipelines.get(options.mode)
+    if is_hf_directory(Path(model_path)):
+        check_hf_options(options, pipeline)
     check_options(options, pipeline)
     layout = detect_layout(data_dir)
-    model, tokenizer = load_model(model_path, options.device)
+    model, tokenizer = load_scored_model(model_path, options)
     model_offset = model.antlm_config["mlm_target_offset"]
     backends = backends_for(pipeline, options.backend, model_offset)
     for backend in backends:

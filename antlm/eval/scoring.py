@@ -118,40 +118,172 @@ def _result(totals: dict[float, list[float]], temperatures: Optional[Sequence[fl
     return totals if temperatures else totals[1.0]
 
 
+# A group's common tokens are run once only when that saves at least this share of its tokens:
+# below it (BLiMP pairs that share a word or two), the second pass and the cache copies cost more.
+SHARE_MIN_SAVING = 0.25
+
+
 @torch.inference_mode()
 def causal_scores(model, requests: list[Request], batch_tokens: int = 16384, progress: Optional[Callable] = None,
-                  overlong: str = "context", temperatures: Optional[Sequence[float]] = None):
+                  overlong: str = "context", temperatures: Optional[Sequence[float]] = None,
+                  shared: Optional[Sequence[Sequence[int]]] = None):
     """Sum of log-probabilities of each request's target tokens given everything before them (NaN for
     a request skipped by the `overlong` policy, see fit_length). With `temperatures`, a dict
-    {temperature: scores} of log_softmax(logits / temperature), one forward pass for all of them."""
+    {temperature: scores} of log_softmax(logits / temperature), one forward pass for all of them.
+
+    `shared` lists groups of requests (an item's options) whose common leading tokens may be run
+    once: their keys and values are cached and each request's own tokens run from that cache (a
+    model with `decode`; others run every request whole). Scores agree with running each request
+    whole to float rounding (~1e-6)."""
     fitted = fit_length(requests, model.cfg.max_seq_len, overlong, shift=1)
     requests = fitted.requests
-    device = next(model.parameters()).device
-    groups: dict[int, list] = defaultdict(list)
     skipped = set(fitted.skipped)
-    for index, request in enumerate(requests):
-        if index not in skipped:
-            groups[len(request.prefix) + len(request.target)].append(index)
-    totals = _per_temperature(temperatures, len(requests))
-    for length, indices in _batches(groups, batch_tokens):
-        ids = torch.tensor([requests[i].prefix + requests[i].target for i in indices], device=device)
-        starts = torch.tensor([len(requests[i].prefix) - 1 for i in indices], device=device)
-        keep = torch.arange(length - 1, device=device)[None, :] >= starts[:, None]
-        # The head runs only where a target token is predicted: an entity-tracking prefix is ~90% of its input.
-        logits = model(ids[:, :-1], causal=True, target_mask=keep).float()
-        targets = ids[:, 1:][keep]
-        rows = keep.nonzero()[:, 0]
-        for temperature, scores in totals.items():
-            token_lp = _log_softmax(logits, temperature).gather(-1, targets[:, None]).squeeze(-1)
-            sums = torch.zeros(len(indices), dtype=token_lp.dtype, device=device).index_add_(0, rows, token_lp)
-            for i, value in zip(indices, sums.tolist()):
-                scores[i] = value
-        if progress:
-            progress(len(indices))
+    device = next(model.parameters()).device
+    sums = {t: torch.zeros(len(requests), dtype=torch.float64, device=device) for t in (temperatures or (1.0,))}
+    units = []
+    if shared is not None and getattr(model, "decode", None) is not None:
+        units = [u for u in prefix_units(requests, shared, skipped) if u.saving(requests) >= SHARE_MIN_SAVING]
+    cached = {i for unit in units for i in unit.members}
+    whole = [i for i in range(len(requests)) if i not in skipped and i not in cached]
+    _whole_causal_scores(model, requests, whole, batch_tokens, sums, progress)
+    _cached_causal_scores(model, requests, units, batch_tokens, sums, progress)
+    totals = {t: values.tolist() for t, values in sums.items()}
     for scores in totals.values():
         for index in fitted.skipped:
             scores[index] = float("nan")
     return _result(totals, temperatures)
+
+
+def _whole_causal_scores(model, requests: list[Request], indices: list[int], batch_tokens: int, sums: dict,
+                         progress: Optional[Callable]) -> None:
+    device = next(model.parameters()).device
+    groups: dict[int, list] = defaultdict(list)
+    for index in indices:
+        groups[len(requests[index].prefix) + len(requests[index].target)].append(index)
+    for length, batch in _batches(groups, batch_tokens):
+        ids = torch.tensor([requests[i].prefix + requests[i].target for i in batch], device=device)
+        starts = torch.tensor([len(requests[i].prefix) - 1 for i in batch], device=device)
+        keep = torch.arange(length - 1, device=device)[None, :] >= starts[:, None]
+        # The head runs only where a target token is predicted: an entity-tracking prefix is ~90% of its input.
+        logits = model(ids[:, :-1], causal=True, target_mask=keep).float()
+        targets = ids[:, 1:][keep]
+        owners = torch.tensor(batch, device=device)[keep.nonzero()[:, 0]]
+        for temperature, values in sums.items():
+            token_lp = _log_softmax(logits, temperature).gather(-1, targets[:, None]).squeeze(-1)
+            values.index_add_(0, owners, token_lp.double())
+        if progress:
+            progress(len(batch))
+
+
+@dataclass(frozen=True)
+class PrefixUnit:
+    """Requests that share their first `length` tokens: those run once, the rest per request."""
+    members: tuple[int, ...]
+    length: int
+
+    def saving(self, requests: list[Request]) -> float:
+        """The share of the group's input tokens that running the common ones once saves."""
+        total = sum(len(requests[i].prefix) + len(requests[i].target) - 1 for i in self.members)
+        return (len(self.members) - 1) * self.length / max(1, total)
+
+
+def prefix_units(requests: list[Request], shared: Sequence[Sequence[int]], skipped: set) -> list[PrefixUnit]:
+    """One unit per group of `shared`: its common leading tokens, leaving every member at least its
+    last input token to run on its own."""
+    units = []
+    for group in shared:
+        members = [i for i in group if i not in skipped and requests[i].target]
+        if len(members) < 2:
+            continue
+        sequences = [requests[i].prefix + requests[i].target for i in members]
+        limit = min(len(s) for s in sequences) - 1
+        first = sequences[0]
+        common = 0
+        while common < limit and all(s[common] == first[common] for s in sequences[1:]):
+            common += 1
+        if common:
+            units.append(PrefixUnit(tuple(members), common))
+    return units
+
+
+class _Scored:
+    """Log-probabilities of target tokens at chosen (row, position) of a forward's hidden states,
+    added into each owner request's total. A position that several requests score (their shared
+    prefix) runs the head once."""
+
+    def __init__(self):
+        self.slots: dict[tuple[int, int], int] = {}
+        self.slot, self.token, self.owner = [], [], []
+
+    def add(self, row: int, position: int, token: int, owner: int) -> None:
+        self.slot.append(self.slots.setdefault((row, position), len(self.slots)))
+        self.token.append(token)
+        self.owner.append(owner)
+
+    def accumulate(self, model, hidden: torch.Tensor, sums: dict) -> None:
+        if not self.slot:
+            return
+        device = hidden.device
+        where = torch.tensor(list(self.slots), device=device)
+        logits = model.logits_at(hidden[where[:, 0], where[:, 1]]).float()
+        slot, token = torch.tensor(self.slot, device=device), torch.tensor(self.token, device=device)
+        owner = torch.tensor(self.owner, device=device)
+        for temperature, values in sums.items():
+            values.index_add_(0, owner, _log_softmax(logits, temperature)[slot, token].double())
+
+
+def _continuation_chunks(rows: list, width_of: Callable[[tuple], int], context: int, budget: int) -> Iterable[list]:
+    """Rows sorted by width, cut into chunks whose widths differ by at most a quarter (right padding
+    costs compute, many tiny forwards cost more) and whose tokens, each row's `context` cache
+    included, stay under the budget."""
+    rows = sorted(rows, key=width_of)
+    start = 0
+    while start < len(rows):
+        narrowest, end = width_of(rows[start]), start + 1
+        while end < len(rows):
+            width = width_of(rows[end])
+            if width - narrowest > max(1, narrowest // 4) or (end + 1 - start) * (context + width) > budget:
+                break
+            end += 1
+        yield rows[start:end]
+        start = end
+
+
+def _cached_causal_scores(model, requests: list[Request], units: list[PrefixUnit], batch_tokens: int, sums: dict,
+                          progress: Optional[Callable]) -> None:
+    device = next(model.parameters()).device
+    by_length: dict[int, list] = defaultdict(list)
+    for unit in units:
+        by_length[unit.length].append(unit)
+    for length, batch in _batches(by_length, batch_tokens):
+        sequences = {i: requests[i].prefix + requests[i].target for unit in batch for i in unit.members}
+        ids = torch.tensor([sequences[unit.members[0]][:length] for unit in batch], device=device)
+        hidden, cache = model.decode(ids)
+        # Position p predicts token p + 1; a request's scored tokens start at len(prefix).
+        scored, rest = _Scored(), []
+        for row, unit in enumerate(batch):
+            for i in unit.members:
+                sequence = sequences[i]
+                for position in range(max(0, len(requests[i].prefix) - 1), length):
+                    scored.add(row, position, sequence[position + 1], i)
+                if len(sequence) - 1 > length:
+                    rest.append((row, i))
+        scored.accumulate(model, hidden, sums)
+        for chunk in _continuation_chunks(rest, lambda r: len(sequences[r[1]]) - 1 - length, length, batch_tokens):
+            width = len(sequences[chunk[-1][1]]) - 1 - length
+            ids = torch.zeros(len(chunk), width, dtype=torch.long)  # right padding: a causal query never sees it
+            scored = _Scored()
+            for row, (_, i) in enumerate(chunk):
+                sequence = sequences[i]
+                own = sequence[length:-1]
+                ids[row, :len(own)] = torch.tensor(own)
+                for offset in range(max(0, len(requests[i].prefix) - 1 - length), len(own)):
+                    scored.add(row, offset, sequence[length + offset + 1], i)
+            context_rows = torch.tensor([unit_row for unit_row, _ in chunk], device=device)
+            hidden, _ = model.decode(ids.to(device), cache.rows(context_rows))
+            scored.accumulate(model, hidden, sums)
+        if progress:
+            progress(sum(len(unit.members) for unit in batch))
 
 
 def _mask_positions(request: Request, variant: str) -> list[tuple[int, list[int]]]:
@@ -240,18 +372,18 @@ def encode_masked(tokenizer: Tokenizer, context: str, text: str) -> Request:
     return Request((bos,) + prefix, tuple(encoding.ids), words, (eos,))
 
 
-def encode_completion(tokenizer: Tokenizer, sentence: str, completion: str, bos: bool, eos: bool) -> Request:
+def encode_completion(tokenizer: Tokenizer, sentence: str, completion: str, head: tuple[int, ...],
+                      tail: tuple[int, ...]) -> Request:
     """The 2025 pipeline's input (`sentence_zero_shot/dataset.py`): the whole sentence is tokenized
-    once, with the special tokens the exported tokenizer adds (`bos`, `eos`), and the scored tokens
-    are those whose character span ends after the completion starts (`end > start_char_idx`). A
-    special token's span is empty, so it is never scored."""
+    once, with the special tokens the model's tokenizer adds (`head` ids before, `tail` ids after),
+    and the scored tokens are those whose character span ends after the completion starts
+    (`end > start_char_idx`). A special token's span is empty, so it is never scored."""
     encoding = tokenizer.encode(sentence, add_special_tokens=False)
     start = len(sentence) - len(completion)
     first = next((i for i, (_, end) in enumerate(encoding.offsets) if end > start), len(encoding.ids))
     ids = tuple(encoding.ids)
     words = tuple(w if w is not None else -1 for w in encoding.word_ids)
-    head = (tokenizer.token_to_id(BOS),) if bos else ()
-    return Request(head + ids[:first], ids[first:], words[first:], (tokenizer.token_to_id(EOS),) if eos else ())
+    return Request(tuple(head) + ids[:first], ids[first:], words[first:], tuple(tail))
 
 
 def mask_id_of(tokenizer: Tokenizer) -> int:

@@ -321,7 +321,9 @@ def load_source(source: TaskSource, task: str, limit: Optional[int] = None) -> d
 
 def parse_task_list(text: str, allowed: tuple[str, ...] = ALL_TASKS) -> list[str]:
     tasks = [t.strip() for t in text.split(",") if t.strip()]
+    if not tasks:
+        raise UserError(f"--tasks is empty: name one or more of {', '.join(allowed)}, or leave it out for the default suite")
     unknown = [t for t in tasks if t not in allowed]
-    if unknown or not tasks:
+    if unknown:
         raise UserError(f"unknown task '{','.join(unknown) or text}' (known: {', '.join(allowed)})")
     return tasks

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from antlm.config import ModelConfig, resolve_model_defaults
 from antlm.models.fused_head import head_loss
+from antlm.models.kv_cache import KVCache, continuation_mask
 
 
 class RMSNorm(nn.Module):
@@ -77,6 +78,22 @@ class Attention(nn.Module):
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         return self.o_proj(out.transpose(1, 2).reshape(batch, q.size(2), hidden))
 
+    def decode(self, x, cos, sin, past: Optional[tuple[torch.Tensor, torch.Tensor]]):
+        """Causal attention of new tokens over the cached (keys, values) of the positions before them
+        and over themselves; returns the output and the (keys, values) of all positions."""
+        batch, length, hidden = x.shape
+        shape = (batch, length, self.num_heads, self.head_dim)
+        q = apply_rotary(self.q_proj(x).view(shape).transpose(1, 2), cos, sin)
+        k = apply_rotary(self.k_proj(x).view(shape).transpose(1, 2), cos, sin)
+        v = self.v_proj(x).view(shape).transpose(1, 2)
+        if past is None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+            mask = continuation_mask(length, past[0].size(2), x.device)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.o_proj(out.transpose(1, 2).reshape(batch, length, hidden)), (k, v)
+
 
 class SwiGLU(nn.Module):
     def __init__(self, cfg: ModelConfig):
@@ -104,6 +121,11 @@ class DecoderLayer(nn.Module):
             x = x[torch.arange(x.size(0), device=x.device), query].unsqueeze(1)
         x = x + self.dropout(attended)
         return x + self.dropout(self.mlp(self.post_attention_layernorm(x)))
+
+    def decode(self, x, cos, sin, past):
+        attended, cache = self.self_attn.decode(self.input_layernorm(x), cos, sin, past)
+        x = x + attended
+        return x + self.mlp(self.post_attention_layernorm(x)), cache
 
 
 class BabyLlama(nn.Module):
@@ -157,6 +179,21 @@ class BabyLlama(nn.Module):
             x = layer(x, cos, sin, causal, attention_mask, query_index if depth == last else None)
         x = self.norm(x)
         return x if query_index is None else x.squeeze(1)
+
+    def decode(self, input_ids: torch.Tensor, past: Optional[KVCache] = None) -> tuple[torch.Tensor, KVCache]:
+        """Causal inference with a cache: the final hidden states [B, T, H] of `input_ids`, which
+        continue the cached positions of each row (`past`, or none), and the cache of all positions."""
+        start = past.length if past is not None else 0
+        end = start + input_ids.size(1)
+        if end > self.rope_cos.size(0):
+            raise ValueError(f"sequence of {end} tokens is longer than model.max_seq_len={self.cfg.max_seq_len}")
+        cos, sin = self.rope_cos[start:end], self.rope_sin[start:end]
+        x = self.embed_tokens(input_ids)
+        layers = []
+        for depth, layer in enumerate(self.layers):
+            x, kv = layer.decode(x, cos, sin, past.layers[depth] if past is not None else None)
+            layers.append(kv)
+        return self.norm(x), KVCache(layers)
 
     def logits_at(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.lm_head(hidden)

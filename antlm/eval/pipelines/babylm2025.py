@@ -21,6 +21,7 @@ There is no macro-average in the 2025 code; every task is reported on its own.
 """
 from __future__ import annotations
 
+from antlm.data.tokenizer import BOS, EOS
 from antlm.eval import scoring
 from antlm.eval.pipelines.base import Pipeline, ScoringContext, mean
 from antlm.eval.tasks import Item
@@ -33,9 +34,23 @@ def special_tokens(backbone: str) -> tuple[bool, bool]:
     return EXPORT_SPECIAL_TOKENS.get(backbone, (True, True))
 
 
-def encode(item: Item, backend: str, ctx: ScoringContext) -> list:
+def special_ids(ctx: ScoringContext) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(ids before, ids after) a text, as `tokenizer(text)` adds them: a Hugging Face directory's
+    own tokenizer, or what antlm's export of the backbone adds."""
+    if ctx.special is not None:
+        return ctx.special.head, ctx.special.tail
     bos, eos = special_tokens(ctx.backbone)
-    return [scoring.encode_completion(ctx.tokenizer, s, c, bos=bos, eos=eos) for s, c in zip(item.sentences, item.completions)]
+    return (((ctx.tokenizer.token_to_id(BOS),) if bos else ()), ((ctx.tokenizer.token_to_id(EOS),) if eos else ()))
+
+
+def encode(item: Item, backend: str, ctx: ScoringContext) -> list:
+    head, tail = special_ids(ctx)
+    requests = [scoring.encode_completion(ctx.tokenizer, s, c, head, tail) for s, c in zip(item.sentences, item.completions)]
+    if backend == "mntp" and not head:
+        # process_mntp_sentences: a first token has nothing to its left to be read from, and is not scored.
+        requests = [scoring.Request(r.target[:1], r.target[1:], r.target_words[1:], r.suffix) if not r.prefix else r
+                    for r in requests]
+    return requests
 
 
 PIPELINE = Pipeline(

@@ -13,11 +13,20 @@ from antlm.eval.tasks import Item
 
 
 @dataclass(frozen=True)
+class SpecialTokens:
+    """What a Hugging Face tokenizer adds around one text (`tokenizer(text)`), and its mask token."""
+    head: tuple[int, ...]
+    tail: tuple[int, ...]
+    mask_id: Optional[int]
+
+
+@dataclass(frozen=True)
 class ScoringContext:
     """What an encoder may need to know about the model it encodes for."""
     tokenizer: Tokenizer
     backbone: str
     target_offset: int  # where the model reads a masked token's prediction: 0 at it, 1 one to its left
+    special: Optional[SpecialTokens] = None  # a Hugging Face directory's own tokenizer; None: antlm's
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,13 @@ class Pipeline:
     report_by: tuple[str, ...] = ()
     """Item metadata keys whose values get their own accuracies in the results (2025: UID, field, ...)."""
     eval_sets: tuple[str, ...] = ("full",)
+
+    @property
+    def tie_rule(self) -> str:
+        """How an item whose best score is shared by two options is counted (results.json says it)."""
+        if self.ties_correct:
+            return "first option wins (the pipeline's argmax), and the first option is the correct one"
+        return "counted wrong (the correct option must score strictly higher)"
 
 
 def mean(values) -> float:

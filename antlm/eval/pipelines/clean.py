@@ -5,6 +5,7 @@ context, and only the option's own tokens are scored. Items whose options do not
 It runs the zero-shot tasks of both pipelines; GLUE uses antlm's own recipe."""
 from __future__ import annotations
 
+from antlm.data.tokenizer import BOS, EOS
 from antlm.eval import scoring
 from antlm.eval.pipelines.base import Pipeline, ScoringContext, mean
 from antlm.eval.tasks import Item
@@ -19,8 +20,8 @@ def encode(item: Item, backend: str, ctx: ScoringContext) -> list:
         if backend == "causal":
             return [scoring.encode_causal(tok, context, option, bos_before_context=True) for option in item.options]
         return [scoring.encode_masked(tok, context, option) for option in item.options]
-    masked = backend != "causal"
-    return [scoring.encode_completion(tok, s, c, bos=True, eos=masked) for s, c in zip(item.sentences, item.completions)]
+    head, tail = (tok.token_to_id(BOS),), ((tok.token_to_id(EOS),) if backend != "causal" else ())
+    return [scoring.encode_completion(tok, s, c, head, tail) for s, c in zip(item.sentences, item.completions)]
 
 
 PIPELINE = Pipeline(
