@@ -31,10 +31,19 @@ the largest absolute score difference, and as its last line
 It exits 1 when scores differ by more than 1e-4 or when antlm's inputs (ids, scored tokens) differ
 from the export tokenizer's, so a fast but wrong scorer never reports a speed-up.
 
+Suite mode (`--suite fast`): every task of the 2025 fast sets (BLiMP, supplement, EWoK, entity
+tracking, wug adjective and past tense), whole, scored causally and with mntp by one random BabyLlama
+(mlm target offset 1) and by the 2025 method on its export, in one run. Causal scoring is also timed
+with the KV cache off (`shared_prefix=False`, antlm's scoring before it), whose decisions must be
+identical. It prints per-task and total ratios and as its last line
+
+    RESULT zeroshot2025-suite causal=<x> entity_tracking_causal=<x> mntp=<x>
+
 Usage (from the repository root):
     PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/zeroshot2025.py [--quick]
         [--backend causal|mlm|mntp] [--model RUN_DIR_OR_FINAL] [--sentences N] [--eval-set full|fast]
         [--repeats K] [--threads T]
+    PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/zeroshot2025.py --suite fast [--suite-items N]
 
 Sentences: the options of the first items of --task (default BLiMP: good and bad sentences;
 blimp_filtered, or the 2025 blimp_fast with --eval-set fast) from ../shared/data or
@@ -82,6 +91,7 @@ ITEMS_PER_PARADIGM = 25
 WARMUP_ITEMS = 4
 BACKENDS = ("causal", "mlm", "mntp")
 TASKS = ("blimp", "blimp_supplement", "ewok", "entity_tracking")  # tasks whose items all have equal option counts
+SUITE_TASKS = ("blimp", "blimp_supplement", "ewok", "entity_tracking", "wug_adj", "wug_past")  # the fast sets
 BACKBONE_FOR = {"causal": "babyllama", "mlm": "ltgbert", "mntp": "babyllama"}
 OFFSET_FOR = {"causal": 1, "mlm": 0, "mntp": 1}  # the model's mlm target offset each backend needs
 
@@ -259,8 +269,9 @@ class Scorer2025:
 
 # --- antlm -----------------------------------------------------------------------------------
 
-def antlm_item_scores(model, tokenizer, items: list[Item], backend: str, batch_tokens: int) -> list[list[float]]:
-    options = EvalOptions(mode="babylm2025", backend=backend, batch_tokens=batch_tokens)
+def antlm_item_scores(model, tokenizer, items: list[Item], backend: str, batch_tokens: int,
+                      shared_prefix: bool = True) -> list[list[float]]:
+    options = EvalOptions(mode="babylm2025", backend=backend, batch_tokens=batch_tokens, shared_prefix=shared_prefix)
     return score_items(model, tokenizer, items, backend, options, log=lambda _: None)[1.0]
 
 
@@ -292,6 +303,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help="whose items to score (ewok and entity_tracking score a completion after a context)")
     parser.add_argument("--eval-set", choices=("full", "fast"), default="full",
                         help="the full sets (blimp_filtered, ...) or the 2025 fast ones (blimp_fast, ...)")
+    parser.add_argument("--suite", choices=("fast",), help="every task of the 2025 fast sets, causal and mntp")
+    parser.add_argument("--suite-items", type=int, default=None, help="suite: at most N items per subtask (default all)")
     parser.add_argument("--repeats", type=int, default=1, help="time each tool k times, keep the best")
     parser.add_argument("--item-batch", type=int, default=64, help="items per batch (the pipeline's --batch_size)")
     parser.add_argument("--copy-batch", type=int, default=64,
@@ -326,9 +339,104 @@ def model_problem(meta: dict, backend: str) -> Optional[str]:
     return None
 
 
+def _choices(scores: list[list[float]]) -> list[int]:
+    return [max(range(len(row)), key=row.__getitem__) for row in scores]
+
+
+def _best_of(repeats: int, run: Callable[[], list]) -> tuple[float, list]:
+    best, result = math.inf, []
+    for _ in range(repeats):
+        seconds, _, result = timed(run)
+        best = min(best, seconds)
+    return best, result
+
+
+def run_suite(args) -> int:
+    """The whole fast suite, causal and mntp, against the 2025 method: per-task and total ratios."""
+    from antlm.export.hf import export_hf
+
+    data_dir = args.data or shared_data_dir()
+    tasks = {}
+    for task in SUITE_TASKS:
+        try:
+            subtasks = load_task(data_dir, task, limit=args.suite_items, eval_set="fast")
+        except UserError as error:
+            print(f"skipped {task}: {error}")
+            continue
+        tasks[task] = [item for name in sorted(subtasks) for item in subtasks[name]]
+    if not tasks:
+        print(f"error: no 2025 fast-set data under {data_dir}", file=sys.stderr)
+        return 2
+    rows, status = [], 0
+    with tempfile.TemporaryDirectory(prefix="antlm-bench-suite-") as tmp:
+        tmp = Path(tmp)
+        sample = [s for items in tasks.values() for item in items[:200] for s in item.sentences]
+        texts, origin = tokenizer_corpus(sample, data_dir, args.tokenizer_chars)
+        tokenizer = train_tokenizer(texts, vocab_size=args.vocab)
+        # One BabyLlama (offset 1) serves both backends; its window covers the longest fast item.
+        args.max_seq_len = max(args.max_seq_len, 256)
+        model_path = Path(args.model) if args.model else build_random_model(tmp / "run", tokenizer, "mntp", args)
+        model, tokenizer = load_model(model_path)
+        hf_dir = export_hf(model_path, tmp / "hf")
+        cfg = model.cfg
+        print(f"model: babyllama hidden {cfg.hidden_size}, {cfg.num_layers} layers, vocab {cfg.vocab_size}, "
+              f"{model.num_parameters() / 1e6:.2f}M parameters; tokenizer on {origin}; {args.threads} thread(s)")
+        for backend in ("causal", "mntp"):
+            scorer = Scorer2025(hf_dir, backend, args.item_batch, args.copy_batch)
+            for task, items in tasks.items():
+                mismatched = check_inputs(scorer, model, tokenizer, items, backend)
+                if mismatched:
+                    print(f"error: {task} {backend}: antlm's inputs differ for {len(mismatched)} sentence(s), e.g. "
+                          f"{mismatched[0]}", file=sys.stderr)
+                    return 1
+                base_s, base = _best_of(args.repeats, lambda: scorer.scores(items))
+                ours_s, ours = _best_of(args.repeats, lambda: antlm_item_scores(model, tokenizer, items, backend,
+                                                                                args.batch_tokens))
+                row = {"backend": backend, "task": task, "items": len(items),
+                       "sentences": sum(len(i.sentences) for i in items), "base_s": base_s, "ours_s": ours_s,
+                       "diff": max(abs(a - b) for x, y in zip(ours, base) for a, b in zip(x, y)),
+                       "same_as_2025": sum(a == b for a, b in zip(_choices(ours), _choices(base)))}
+                if backend == "causal":
+                    row["before_s"], before = _best_of(args.repeats, lambda: antlm_item_scores(
+                        model, tokenizer, items, backend, args.batch_tokens, shared_prefix=False))
+                    row["same_as_before"] = sum(a == b for a, b in zip(_choices(ours), _choices(before)))
+                    if row["same_as_before"] != len(items):
+                        status = 1
+                if row["diff"] > TOLERANCE:
+                    status = 1
+                rows.append(row)
+                print(f"  {backend} {task}: {len(items)} items, 2025 method {base_s:.1f}s, antlm {ours_s:.1f}s "
+                      f"({base_s / ours_s:.2f}x)", flush=True)
+    print()
+    print(f"{'backend':<7} {'task':<17} {'items':>6} {'2025 s':>8} {'before s':>9} {'antlm s':>8} {'ratio':>6} "
+          f"{'max diff':>9} {'same as 2025':>13} {'same as before':>15}")
+    totals = {}
+    for row in rows:
+        before = f"{row['before_s']:.1f}" if "before_s" in row else "-"
+        same_before = f"{row['same_as_before']}/{row['items']}" if "same_as_before" in row else "-"
+        print(f"{row['backend']:<7} {row['task']:<17} {row['items']:>6} {row['base_s']:>8.1f} {before:>9} "
+              f"{row['ours_s']:>8.1f} {row['base_s'] / row['ours_s']:>5.2f}x {row['diff']:>9.2g} "
+              f"{row['same_as_2025']:>6}/{row['items']:<6} {same_before:>15}")
+        total = totals.setdefault(row["backend"], [0.0, 0.0, 0.0])
+        total[0] += row["base_s"]
+        total[1] += row["ours_s"]
+        total[2] += row.get("before_s", 0.0)
+    for backend, (base_s, ours_s, before_s) in totals.items():
+        extra = f", antlm before the KV cache {before_s:.1f}s ({base_s / before_s:.2f}x)" if before_s else ""
+        print(f"total {backend}: 2025 method {base_s:.1f}s, antlm {ours_s:.1f}s, ratio {base_s / ours_s:.2f}x{extra}")
+    entity = next((r for r in rows if r["backend"] == "causal" and r["task"] == "entity_tracking"), None)
+    ratio = lambda b: totals[b][0] / totals[b][1] if b in totals else float("nan")  # noqa: E731
+    print(f"RESULT zeroshot2025-suite causal={ratio('causal'):.2f} "
+          f"entity_tracking_causal={entity['base_s'] / entity['ours_s'] if entity else float('nan'):.2f} "
+          f"mntp={ratio('mntp'):.2f}")
+    return status
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.suite:
+        return run_suite(args)
     from antlm.export.hf import export_hf
 
     data_dir = args.data or shared_data_dir()

@@ -118,9 +118,11 @@ def _result(totals: dict[float, list[float]], temperatures: Optional[Sequence[fl
     return totals if temperatures else totals[1.0]
 
 
-# A group's common tokens are run once only when that saves at least this share of its tokens:
-# below it (BLiMP pairs that share a word or two), the second pass and the cache copies cost more.
+# A group's common tokens are run once only when that saves at least this share of its tokens and
+# this many tokens: below that (BLiMP pairs that share a word or two), the second pass, the smaller
+# batches and the cache copies cost more than they save.
 SHARE_MIN_SAVING = 0.25
+SHARE_MIN_TOKENS = 12
 
 
 @torch.inference_mode()
@@ -142,7 +144,8 @@ def causal_scores(model, requests: list[Request], batch_tokens: int = 16384, pro
     sums = {t: torch.zeros(len(requests), dtype=torch.float64, device=device) for t in (temperatures or (1.0,))}
     units = []
     if shared is not None and getattr(model, "decode", None) is not None:
-        units = [u for u in prefix_units(requests, shared, skipped) if u.saving(requests) >= SHARE_MIN_SAVING]
+        units = [u for u in prefix_units(requests, shared, skipped)
+                 if u.saving(requests) >= SHARE_MIN_SAVING and (len(u.members) - 1) * u.length >= SHARE_MIN_TOKENS]
     cached = {i for unit in units for i in unit.members}
     whole = [i for i in range(len(requests)) if i not in skipped and i not in cached]
     _whole_causal_scores(model, requests, whole, batch_tokens, sums, progress)

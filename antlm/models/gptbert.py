@@ -37,7 +37,8 @@ from torch import Tensor, nn
 from antlm.config import ModelConfig, bucket_max, resolve_model_defaults
 from antlm.models.fused_head import head_loss
 from antlm.models.ltgbert import Attention as LtgBertAttention
-from antlm.models.ltgbert import FeedForward, LmHead, bucket_index_matrix
+from antlm.models.kv_cache import KVCache
+from antlm.models.ltgbert import FeedForward, LmHead, LtgBert, bucket_index_matrix
 
 
 def _norm(size: int, eps: float, affine: bool = False) -> nn.LayerNorm:
@@ -57,24 +58,13 @@ class GatedAttention(LtgBertAttention):
         self.post_norm = _norm(h, cfg.norm_eps)  # parameter-free, applied before out_proj
         self.dropout = nn.Dropout(cfg.attention_dropout)
 
-    def forward(self, x: Tensor, rel: Tensor, index: Tensor, blocked: Optional[Tensor],
-                reference: bool = False, query: Optional[Tensor] = None) -> Tensor:
-        """With `query` [B]: the output for that one position per row only, [B, 1, h]."""
-        h = self.pre_norm(x)
+    def _project(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
         q, k = (self._split(t) for t in self.in_proj_qk(h).chunk(2, dim=-1))
         projected = self.in_proj_vg(h)
         value, gate = projected.chunk(2, dim=-1) if self.gated else (projected, None)
-        v = self._split(value)
-        if query is not None:
-            rows = torch.arange(q.size(0), device=q.device)
-            q = q[rows, :, query].unsqueeze(2)  # [B, heads, 1, d]
-            gate = None if gate is None else gate[rows, query].unsqueeze(1)
-        rel = self.dropout(rel)
-        if reference:
-            context = self._reference_attention(q, k, v, rel, index, blocked)
-        else:
-            context = self._fast_attention(q, k, v, rel, index, blocked)
-        context = context.transpose(1, 2).flatten(2)
+        return q, k, self._split(value), gate
+
+    def _finish(self, context: Tensor, gate: Optional[Tensor]) -> Tensor:
         if gate is not None:
             context = context * F.gelu(gate)
         return self.dropout(self.out_proj(self.post_norm(context)))
@@ -212,6 +202,17 @@ class GptBert(nn.Module):
         if query_index is not None:  # the reference path computes every row, then picks
             return x[torch.arange(x.size(0), device=x.device), query_index]
         return x
+
+    def decode(self, input_ids: Tensor, past: Optional[KVCache] = None) -> tuple[Tensor, KVCache]:
+        """Causal inference with a cache (as `LtgBert.decode`, with the layer weighting)."""
+        x, rel, index, blocked = LtgBert.decode_inputs(self, input_ids, past)
+        states, layers = [x], []
+        for depth, layer in enumerate(self.layers):
+            attended, kv = layer.attention.decode(x, rel, index, blocked, past.layers[depth] if past else None)
+            x = self._mix(states, x + attended, 2 * depth)
+            x = self._mix(states, x + layer.feed_forward(x), 2 * depth + 1)
+            layers.append(kv)
+        return x, KVCache(layers)
 
     def logits_at(self, hidden: Tensor) -> Tensor:
         return self.head(hidden)

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from antlm.config import ModelConfig, bucket_max, resolve_model_defaults
 from antlm.models.fused_head import head_loss
+from antlm.models.kv_cache import KVCache, continuation_mask
 
 
 def log_bucket_positions(relative: Tensor, buckets: int, max_len: int) -> Tensor:
@@ -87,22 +88,40 @@ class Attention(nn.Module):
         t = t.unflatten(-1, (self.num_heads, self.head_dim))
         return t.transpose(-2, -3)
 
+    def _project(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+        """Content queries, keys and values (and a gate, in GPT-BERT's attention) of normed inputs."""
+        q, k = (self._split(t) for t in self.in_proj_qk(h).chunk(2, dim=-1))
+        return q, k, self._split(self.in_proj_v(h)), None
+
+    def _finish(self, context: Tensor, gate: Optional[Tensor]) -> Tensor:
+        return self.dropout(self.post_norm(self.out_proj(context)))
+
     def forward(self, x: Tensor, rel: Tensor, index: Tensor, blocked: Optional[Tensor],
                 reference: bool = False, query: Optional[Tensor] = None) -> Tensor:
         """With `query` [B]: the output for that one position per row only, [B, 1, h]; `index` and
         `blocked` then hold just those query rows."""
-        h = self.pre_norm(x)
-        q, k = (self._split(t) for t in self.in_proj_qk(h).chunk(2, dim=-1))
-        v = self._split(self.in_proj_v(h))
+        q, k, v, gate = self._project(self.pre_norm(x))
         if query is not None:
-            q = q[torch.arange(q.size(0), device=q.device), :, query].unsqueeze(2)  # [B, heads, 1, d]
+            rows = torch.arange(q.size(0), device=q.device)
+            q = q[rows, :, query].unsqueeze(2)  # [B, heads, 1, d]
+            gate = None if gate is None else gate[rows, query].unsqueeze(1)
         rel = self.dropout(rel)
         if reference:
             context = self._reference_attention(q, k, v, rel, index, blocked)
         else:
             context = self._fast_attention(q, k, v, rel, index, blocked)
-        context = context.transpose(1, 2).flatten(2)
-        return self.dropout(self.post_norm(self.out_proj(context)))
+        return self._finish(context.transpose(1, 2).flatten(2), gate)
+
+    def decode(self, x: Tensor, rel: Tensor, index: Tensor, blocked: Tensor,
+               past: Optional[tuple[Tensor, Tensor]]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """Causal attention of new tokens over the cached content (keys, values) of the positions
+        before them and over themselves; `index` and `blocked` are [new, cached + new]. Returns the
+        output and the (keys, values) of all positions."""
+        q, k, v, gate = self._project(self.pre_norm(x))
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        context = self._fast_attention(q, k, v, rel, index, blocked)
+        return self._finish(context.transpose(1, 2).flatten(2), gate), (k, v)
 
     def _fast_attention(self, q: Tensor, k: Tensor, v: Tensor, rel: Tensor, index: Tensor,
                         blocked: Optional[Tensor]) -> Tensor:
@@ -294,6 +313,32 @@ class LtgBert(nn.Module):
         if query_index is not None:  # the reference path computes every row, then picks
             return x[torch.arange(x.size(0), device=x.device), query_index]
         return x
+
+    def decode_inputs(self, input_ids: Tensor, past: Optional[KVCache]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(embedded new tokens, relative table, bucket index, blocked mask) for causal inference that
+        continues the cached positions of each row."""
+        start = past.length if past is not None else 0
+        end = start + input_ids.size(1)
+        if end > self.max_seq_len:
+            raise ValueError(f"sequence length {end} exceeds model.max_seq_len ({self.max_seq_len}); "
+                             "the relative-position bucket table is built for at most that length")
+        x = self.embedding_dropout(self.embedding_norm(self.word_embedding(input_ids)))
+        low, high = self.table_band[end - 1]
+        rel = self.relative_norm(self.relative_embedding[low:high])
+        index = self.bucket_index[start:end, :end] - low
+        return x, rel, index, ~continuation_mask(input_ids.size(1), start, x.device)
+
+    def decode(self, input_ids: Tensor, past: Optional[KVCache] = None) -> tuple[Tensor, KVCache]:
+        """Causal inference with a cache (as `BabyLlama.decode`): the final hidden states of
+        `input_ids`, which continue the cached positions, and the cache of all positions."""
+        x, rel, index, blocked = self.decode_inputs(input_ids, past)
+        layers = []
+        for depth, layer in enumerate(self.layers):
+            attended, kv = layer.attention.decode(x, rel, index, blocked, past.layers[depth] if past else None)
+            x = x + attended
+            x = x + layer.feed_forward(x)
+            layers.append(kv)
+        return x, KVCache(layers)
 
     def logits_at(self, hidden: Tensor) -> Tensor:
         return self.head(hidden)
