@@ -90,7 +90,7 @@ def test_shared_context_runs_the_context_once(tmp_path, tokenizer):
                                               **{"model.max_seq_len": 256, "data.seq_len": 256}))
     items = [i for i in synthetic_items() if i.id.startswith("entity")]
     fed = {"tokens": 0}
-    for name in ("forward", "decode"):
+    for name in ("forward", "hidden_states", "decode"):
         method = getattr(model, name)
 
         def counting(ids, *args, _method=method, **kwargs):

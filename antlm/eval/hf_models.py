@@ -35,6 +35,7 @@ def is_hf_directory(path: Path) -> bool:
 @dataclass
 class WindowConfig:
     max_seq_len: int
+    vocab_size: int
 
 
 def special_tokens_of(hf_tokenizer) -> SpecialTokens:
@@ -62,7 +63,7 @@ class HFCausalLM(torch.nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model = model
-        self.cfg = WindowConfig(_max_positions(model.config))
+        self.cfg = WindowConfig(_max_positions(model.config), model.get_output_embeddings().weight.size(0))
         if not (hasattr(model.config, "rope_theta") or "rope_parameters" in model.config.to_dict()):
             self.extend_positions = None  # learned absolute positions end at the window
         if not self._cache_matches():
@@ -116,7 +117,7 @@ class HFMaskedLM(torch.nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model = model
-        self.cfg = WindowConfig(_max_positions(model.config))
+        self.cfg = WindowConfig(_max_positions(model.config), model.get_output_embeddings().weight.size(0))
 
     def forward(self, input_ids: torch.Tensor, causal: bool = False, query_index: Optional[torch.Tensor] = None, **_):
         if causal:

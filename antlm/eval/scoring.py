@@ -114,6 +114,34 @@ def _log_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return torch.log_softmax(logits if temperature == 1.0 else logits / temperature, dim=-1)
 
 
+def target_logprobs(head: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor, targets: torch.Tensor,
+                    vocab: int, temperatures: Iterable[float], row_of: Optional[torch.Tensor] = None) -> dict[float, torch.Tensor]:
+    """log_softmax(head(rows) / T)[target] per target and temperature; target i reads row `row_of[i]`
+    (default: row i), so a row that several targets read (a shared prefix) runs the head once. Made a
+    chunk of rows at a time: full [rows, V] logits and log-softmax buffers (512 MB each at 16k rows x
+    8k vocab) cost more in page faults than in arithmetic on a CPU (models/fused_head.py's reason too)."""
+    from antlm.models.fused_head import CHUNK_ELEMENTS
+
+    if row_of is None:
+        row_of = torch.arange(rows.size(0), device=rows.device)
+    order = torch.argsort(row_of, stable=True)
+    sorted_rows, sorted_targets = row_of[order], targets[order]
+    step = max(16, CHUNK_ELEMENTS.get(rows.device.type, 1 << 22) // max(1, vocab))
+    bounds = torch.searchsorted(sorted_rows, torch.arange(0, rows.size(0) + step, step, device=rows.device)).tolist()
+    out: dict[float, torch.Tensor] = {t: torch.empty(targets.size(0), device=rows.device) for t in temperatures}
+    for chunk, start in enumerate(range(0, rows.size(0), step)):
+        first, last = bounds[chunk], bounds[chunk + 1]
+        if first == last:
+            continue
+        logits = head(rows[start:start + step]).float()
+        local = sorted_rows[first:last] - start
+        picked = logits[local, sorted_targets[first:last]]
+        for temperature, values in out.items():
+            scaled = logits if temperature == 1.0 else logits / temperature
+            values[order[first:last]] = picked / temperature - torch.logsumexp(scaled, dim=-1)[local]
+    return out
+
+
 def _result(totals: dict[float, list[float]], temperatures: Optional[Sequence[float]]):
     return totals if temperatures else totals[1.0]
 
@@ -168,12 +196,14 @@ def _whole_causal_scores(model, requests: list[Request], indices: list[int], bat
         starts = torch.tensor([len(requests[i].prefix) - 1 for i in batch], device=device)
         keep = torch.arange(length - 1, device=device)[None, :] >= starts[:, None]
         # The head runs only where a target token is predicted: an entity-tracking prefix is ~90% of its input.
-        logits = model(ids[:, :-1], causal=True, target_mask=keep).float()
-        targets = ids[:, 1:][keep]
+        if hasattr(model, "hidden_states"):
+            rows, head = model.hidden_states(ids[:, :-1], causal=True)[keep], model.logits_at
+        else:  # a Hugging Face model gives logits
+            rows, head = model(ids[:, :-1], causal=True, target_mask=keep), lambda logits: logits
         owners = torch.tensor(batch, device=device)[keep.nonzero()[:, 0]]
+        token_lp = target_logprobs(head, rows, ids[:, 1:][keep], model.cfg.vocab_size, sums)
         for temperature, values in sums.items():
-            token_lp = _log_softmax(logits, temperature).gather(-1, targets[:, None]).squeeze(-1)
-            values.index_add_(0, owners, token_lp.double())
+            values.index_add_(0, owners, token_lp[temperature].double())
         if progress:
             progress(len(batch))
 
@@ -228,11 +258,12 @@ class _Scored:
             return
         device = hidden.device
         where = torch.tensor(list(self.slots), device=device)
-        logits = model.logits_at(hidden[where[:, 0], where[:, 1]]).float()
+        rows = hidden[where[:, 0], where[:, 1]]
         slot, token = torch.tensor(self.slot, device=device), torch.tensor(self.token, device=device)
+        token_lp = target_logprobs(model.logits_at, rows, token, model.cfg.vocab_size, sums, row_of=slot)
         owner = torch.tensor(self.owner, device=device)
         for temperature, values in sums.items():
-            values.index_add_(0, owner, _log_softmax(logits, temperature)[slot, token].double())
+            values.index_add_(0, owner, token_lp[temperature].double())
 
 
 def _continuation_chunks(rows: list, width_of: Callable[[tuple], int], context: int, budget: int) -> Iterable[list]:
