@@ -72,7 +72,7 @@ def write_outputs(results: dict, out: Path, submission_path: Optional[Path], res
             # A submission holds one prediction per item: hybrid runs submit their causal predictions.
             backend = "causal" if "causal" in submission else next(iter(submission))
             with gzip.open(staged.path_for(submission_path), "wt", encoding="utf-8") as handle:
-                json.dump(build_submission(results["mode"], submission[backend]), handle)
+                json.dump(build_submission(submission[backend]), handle)
         if results_dir is not None:
             write_2025_layout(results, submission, results_dir, revision, staged)
         staged.commit()
@@ -80,7 +80,7 @@ def write_outputs(results: dict, out: Path, submission_path: Optional[Path], res
         staged.discard()
 
 
-def build_submission(mode: str, predictions: dict) -> dict:
+def build_submission(predictions: dict) -> dict:
     """The 2024 submission layout (`score_predictions.py`): {task: {subtask: {"predictions": [...]}}},
     the GLUE tasks under "glue"."""
     from antlm.eval.submission2024 import build_submission_2024

@@ -18,7 +18,7 @@ import torch
 from antlm.errors import UserError
 from antlm.eval import pipelines, scoring
 from antlm.eval.hf_models import is_hf_directory, load_hf_model
-from antlm.eval.pipelines.base import Pipeline, ScoringContext, masked_backend_check
+from antlm.eval.pipelines.base import Pipeline, ScoringContext
 from antlm.eval.tasks import ZERO_SHOT_TASKS, Item, detect_layout, load_source, locate
 from antlm.model_io import load_model
 
@@ -55,26 +55,10 @@ def reduction_for(options: EvalOptions, backend: str) -> str:
     return options.reduction or pipelines.get(options.mode).reduction(backend)
 
 
-def read_offset(pipeline: Pipeline, backend: str, model_offset: int) -> Optional[int]:
-    """Where a masked backend reads the prediction for a masked token (None for causal)."""
-    if backend == "causal":
-        return None
-    if backend == "mntp":
-        return 1
-    return 0 if pipeline.name == "babylm2025" else model_offset
-
-
-def backends_for(pipeline: Pipeline, backend: str, model_offset: int) -> list[str]:
-    if backend != "hybrid":
-        return [backend]
-    masked = ("mntp" if model_offset == 1 else "mlm") if pipeline.name == "babylm2025" else "mlm"
-    return ["causal", masked]
-
-
 def label_for(options: EvalOptions, backend: str, model_offset: int, temperature: float) -> dict:
     pipeline = pipelines.get(options.mode)
     masked = backend != "causal"
-    return {"compat": pipeline.name, "backend": backend, "read_offset": read_offset(pipeline, backend, model_offset),
+    return {"compat": pipeline.name, "backend": backend, "read_offset": pipeline.read_offset(backend, model_offset),
             "variant": options.variant if masked else None, "reduction": reduction_for(options, backend),
             "temperature": temperature, "eval_set": options.eval_set}
 
@@ -112,7 +96,7 @@ def score_items(model, tokenizer, items: list[Item], backend: str, options: Eval
                                        temperatures=temperatures, shared=shared if options.shared_prefix else None)
     else:
         mask_id = special.mask_id if special is not None else scoring.mask_id_of(tokenizer)
-        values = scoring.pll_scores(model, requests, mask_id, read_offset(pipeline, backend, model_offset),
+        values = scoring.pll_scores(model, requests, mask_id, pipeline.read_offset(backend, model_offset),
                                     options.variant, reduction_for(options, backend), options.batch_tokens, progress,
                                     overlong=policy, temperatures=temperatures)
     out = {}
@@ -141,12 +125,6 @@ def is_correct(item: Item, scores: list[float], ties_correct: bool) -> bool:
     return item.completions[choose(scores)].strip() == item.completions[0].strip()
 
 
-def _prediction_text(item: Item, chosen: int, pipeline: Pipeline, task: str) -> str:
-    if pipeline.name != "babylm2025":
-        return item.options[chosen]
-    return item.sentences[chosen] if task == "comps" else item.completions[chosen]
-
-
 def _softmax_first(scores: list[float]) -> float:
     return torch.softmax(torch.tensor(scores, dtype=torch.float64), dim=0)[0].item()
 
@@ -169,7 +147,7 @@ def summarize(task: str, subtasks: dict[str, list[Item]], per_item: list[list[fl
                 result["items_skipped"] += 1
                 continue
             chosen = choose(scores)
-            prediction = {"id": item.id, "pred": _prediction_text(item, chosen, pipeline, task)}
+            prediction = {"id": item.id, "pred": pipeline.prediction_text(item, chosen, task)}
             if task in WUG_TASKS:
                 prediction["prob"] = _softmax_first(scores)
                 model_ratios.append(prediction["prob"])
@@ -284,7 +262,7 @@ def _reading(model_path, model, tokenizer, data_dir, backend, options, log) -> t
 
     csv = locate_file(data_dir, options.eval_set, "reading/reading_data.csv", "reading")
     overlong = options.overlong if options.overlong in ("skip", "context", "error") else "error"
-    result = run_reading(model, tokenizer, csv, backend, mode=options.mode if options.mode == "clean" else "babylm2025",
+    result = run_reading(model, tokenizer, csv, backend, mode=pipelines.get(options.mode).reading_mode,
                          batch_tokens=options.batch_tokens, limit=options.limit, overlong=overlong, log=log)
     scores = result.scores
     entry = {"score": None, "metric": "r2_gain", "subtasks": {"eye_tracking": scores.eye_tracking_score,
@@ -340,7 +318,7 @@ def check_options(options: EvalOptions, pipeline: Pipeline) -> None:
 
 def check_hf_options(options: EvalOptions, pipeline: Pipeline) -> None:
     """What a Hugging Face directory can be scored on: the 2025 pipeline's zero-shot tasks."""
-    if pipeline.name != "babylm2025":
+    if not pipeline.takes_hf_models:
         raise UserError(f"--compat {pipeline.name} scores antlm models only; score a Hugging Face directory with "
                         "--compat babylm2025, the pipeline that takes any transformers model")
     if options.tasks is None:
@@ -368,9 +346,9 @@ def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callab
     layout = detect_layout(data_dir)
     model, tokenizer = load_scored_model(model_path, options)
     model_offset = model.antlm_config["mlm_target_offset"]
-    backends = backends_for(pipeline, options.backend, model_offset)
+    backends = [options.backend] if options.backend != "hybrid" else pipeline.hybrid_backends(model_offset)
     for backend in backends:
-        problem = masked_backend_check(backend, model_offset, strict=pipeline.name == "babylm2025")
+        problem = pipeline.masked_backend_problem(backend, model_offset)
         if problem:
             raise UserError(problem)
     results = {
@@ -382,7 +360,7 @@ def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callab
     submission: dict = {}
     for backend in backends:
         entry = {"reduction": reduction_for(options, backend), "variant": options.variant if backend != "causal" else None,
-                 "read_offset": read_offset(pipeline, backend, model_offset)}
+                 "read_offset": pipeline.read_offset(backend, model_offset)}
         task_scores, predictions = evaluate_zero_shot(model, tokenizer, data_dir, backend, options, log)
         for task, run_task in (("reading", _reading), ("aoa", _aoa)):
             if task in options.tasks:
@@ -416,16 +394,8 @@ def _submission_check(pipeline: Pipeline, submission: dict, data_dir: Path, opti
     """What the pipeline's own checker would reject in the submission (2024: `verify_dict`; 2025:
     collate_preds.py's size checks), so a results file says whether it can be submitted."""
     backend = "causal" if "causal" in submission else next(iter(submission))
-    if pipeline.name == "babylm2024":
-        from antlm.eval.outputs import build_submission
-        from antlm.eval.submission2024 import expected_counts_2024, missing_2024
-
-        problems = missing_2024(build_submission(pipeline.name, submission[backend]), expected_counts_2024(data_dir))
-    elif pipeline.name == "babylm2025" and submission[backend].get("glue"):
-        from antlm.eval.submission2025 import glue_size_problems_2025
-
-        problems = glue_size_problems_2025(submission[backend]["glue"])
-    else:
+    problems = pipeline.submission_problems(submission[backend], data_dir) if pipeline.submission_problems else None
+    if problems is None:
         return None
     return {"pipeline": pipeline.name, "complete": not problems, "problems": len(problems), "first": problems[:10]}
 

@@ -173,7 +173,7 @@ def evaluate_series(run_dir: Path, data_dir: Path, options: EvalOptions, log: Ca
 
             backend = "causal" if "causal" in predictions else next(iter(predictions))
             with gzip.open(staged.path_for(Path(submission_path)), "wt", encoding="utf-8") as handle:
-                json.dump(build_submission(results["mode"], predictions[backend]), handle)
+                json.dump(build_submission(predictions[backend]), handle)
         if out is not None:
             staged.write_text(Path(out), json.dumps(results, indent=1))
         staged.commit()

@@ -28,6 +28,14 @@ def encode(item: Item, backend: str, ctx: ScoringContext) -> list:
     return [scoring.encode_masked(ctx.tokenizer, item.context or EOS, "  " + option) for option in item.options]
 
 
+def submission_problems(predictions: dict, data_dir) -> list[str]:
+    """What `verify_dict` (collect_results.py) would reject in the submission file."""
+    from antlm.eval.outputs import build_submission
+    from antlm.eval.submission2024 import expected_counts_2024, missing_2024
+
+    return missing_2024(build_submission(predictions), expected_counts_2024(data_dir))
+
+
 PIPELINE = Pipeline(
     name="babylm2024",
     summary="the official BabyLM 2024 pipeline's choices, quirks included",
@@ -41,4 +49,5 @@ PIPELINE = Pipeline(
     task_score=lambda task, subtasks: mean(subtasks.values()),
     macro_parts=("blimp", "blimp_supplement", "ewok", "glue"),
     glue_recipe="babylm2024",
+    submission_problems=submission_problems,
 )

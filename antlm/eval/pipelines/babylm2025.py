@@ -21,6 +21,8 @@ There is no macro-average in the 2025 code; every task is reported on its own.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from antlm.data.tokenizer import BOS, EOS
 from antlm.eval import scoring
 from antlm.eval.pipelines.base import Pipeline, ScoringContext, mean
@@ -53,6 +55,15 @@ def encode(item: Item, backend: str, ctx: ScoringContext) -> list:
     return requests
 
 
+def submission_problems(predictions: dict, data_dir) -> Optional[list[str]]:
+    """collate_preds.py's size checks of the GLUE predictions (the zero-shot files have none)."""
+    if not predictions.get("glue"):
+        return None
+    from antlm.eval.submission2025 import glue_size_problems_2025
+
+    return glue_size_problems_2025(predictions["glue"])
+
+
 PIPELINE = Pipeline(
     name="babylm2025",
     summary="the official BabyLM 2025 pipeline (also BabyLM 2026's strict track)",
@@ -69,4 +80,9 @@ PIPELINE = Pipeline(
     temperature_sweep=True,
     report_by=("UID", "field", "linguistics_term", "context_type", "context_contrast", "target_contrast"),
     eval_sets=("full", "fast"),
+    masked_read="backend",
+    prediction_view="completions",
+    submission_problems=submission_problems,
+    reading_mode="babylm2025",
+    takes_hf_models=True,
 )

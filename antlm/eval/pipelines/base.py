@@ -4,6 +4,7 @@ new module beside babylm2024.py and babylm2025.py, not new branches in the score
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 from tokenizers import Tokenizer
@@ -57,6 +58,42 @@ class Pipeline:
     report_by: tuple[str, ...] = ()
     """Item metadata keys whose values get their own accuracies in the results (2025: UID, field, ...)."""
     eval_sets: tuple[str, ...] = ("full",)
+    masked_read: str = "model"
+    """`model`: a masked backend reads wherever the model predicts (its mlm target offset), and
+    `mntp` must match it; `backend`: `mlm` reads at the mask and `mntp` one position to its left,
+    whatever the model (the 2025 backends), and a model that predicts elsewhere is refused."""
+    prediction_view: str = "options"
+    """What a prediction names: `options` (the 2024 option text) or `completions` (the 2025
+    completion; COMPS the whole sentence)."""
+    submission_problems: Optional[Callable[[dict, Path], Optional[list[str]]]] = None
+    """(the predictions of one backend, data dir) -> what the pipeline's own checker would reject,
+    or None when it has nothing to check."""
+    reading_mode: Optional[str] = None
+    """antlm.eval.reading's rule for the reading task, when the pipeline runs it."""
+    takes_hf_models: bool = False
+    """Whether a local Hugging Face directory may be scored (its own tokenizer decides the inputs)."""
+
+    def read_offset(self, backend: str, model_offset: int) -> Optional[int]:
+        """Where a masked backend reads the prediction for a masked token (None for causal)."""
+        if backend == "causal":
+            return None
+        if backend == "mntp":
+            return 1
+        return 0 if self.masked_read == "backend" else model_offset
+
+    def hybrid_backends(self, model_offset: int) -> list[str]:
+        """`--backend hybrid`: the causal backend and the model's masked one."""
+        if self.masked_read == "backend":
+            return ["causal", "mntp" if model_offset == 1 else "mlm"]
+        return ["causal", "mlm"]
+
+    def masked_backend_problem(self, backend: str, model_offset: int) -> Optional[str]:
+        return masked_backend_check(backend, model_offset, strict=self.masked_read == "backend")
+
+    def prediction_text(self, item: Item, chosen: int, task: str) -> str:
+        if self.prediction_view == "options":
+            return item.options[chosen]
+        return item.sentences[chosen] if task == "comps" else item.completions[chosen]
 
     @property
     def tie_rule(self) -> str:
