@@ -8,8 +8,12 @@ Tolerances (bf16 keeps 8 bits of mantissa, ~3e-3 relative per rounding):
 * training: every logged train loss and the final dev loss of both objectives within 3e-2
   relative of the fp32 run's, over a 25-step CLM -> MLM -> CLM run;
 * `train.compile=true` against eager, both fp32: 1e-3 relative on every logged loss.
+
+`ANTLM_TEST_DEVICE=cuda` runs the same tests on a GPU, where they are the real thing
+(scripts/gpu_check.sh does).
 """
 import json
+import os
 import shutil
 
 import pytest
@@ -24,6 +28,10 @@ from conftest import tiny_overrides
 QUIET = lambda message: None  # noqa: E731
 HEAD_LOSS_TOL, HEAD_GRAD_TOL, TRAIN_TOL, COMPILE_TOL = 1e-2, 3e-2, 3e-2, 1e-3
 ROWS, HIDDEN, VOCAB, CHUNK = 96, 64, 500, 23  # several chunks, the last one short
+DEVICE = os.environ.get("ANTLM_TEST_DEVICE", "cpu")
+if DEVICE.startswith("cuda") and not torch.cuda.is_available():
+    pytest.skip(f"ANTLM_TEST_DEVICE={DEVICE} but no CUDA device", allow_module_level=True)
+AUTOCAST = torch.device(DEVICE).type
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -38,7 +46,7 @@ def _head_inputs(bias: bool, ignored: bool, seed: int = 0):
     targets = torch.randint(0, VOCAB, (ROWS,), generator=g)
     if ignored:  # MLM rows without a target (the fixed-shape head pads with them)
         targets[::3] = IGNORE
-    return features, weight, b, targets
+    return [None if t is None else t.to(DEVICE) for t in (features, weight, b, targets)]
 
 
 def _grads(loss_fn, features, weight, bias, features_dtype):
@@ -58,7 +66,7 @@ def test_chunked_head_under_bf16_autocast_matches_fp32(objective, features_dtype
         return F.cross_entropy(F.linear(f.float(), w, b), targets, reduction="sum", ignore_index=IGNORE)
 
     def fused(f, w, b):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(AUTOCAST, dtype=torch.bfloat16):
             return linear_cross_entropy(f, w, b, targets, chunk_rows=CHUNK)
 
     ref_loss, ref_grads = _grads(reference, features, weight, bias, torch.float32)
@@ -74,8 +82,8 @@ def test_chunked_distillation_under_bf16_autocast_matches_fp32(weighting):
     features, weight, bias, targets = _head_inputs(bias=False, ignored=True, seed=1)
     g = torch.Generator().manual_seed(2)
     # Teachers run in bf16 on CUDA: their features arrive in bf16.
-    teachers = [(torch.randn(ROWS, 48, generator=g) * 2, torch.randn(VOCAB, 48, generator=g) * 0.2, None)
-                for _ in range(2)]
+    teachers = [((torch.randn(ROWS, 48, generator=g) * 2).to(DEVICE), (torch.randn(VOCAB, 48, generator=g) * 0.2).to(DEVICE),
+                 None) for _ in range(2)]
     alpha, kl_weight, temperature = 0.5, 0.5, 2.0
 
     def reference(f, w, b):
@@ -90,7 +98,7 @@ def test_chunked_distillation_under_bf16_autocast_matches_fp32(weighting):
 
     def fused(f, w, b):
         bf16_teachers = [(tf.bfloat16(), tw, tb) for tf, tw, tb in teachers]
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(AUTOCAST, dtype=torch.bfloat16):
             return linear_distill_loss(f, w, b, targets, bf16_teachers, alpha, kl_weight, temperature, weighting,
                                        chunk_rows=CHUNK)[0]
 
@@ -110,7 +118,8 @@ def _rows(out):
 def test_bf16_autocast_training_stays_near_fp32(text_corpus, tmp_path, backbone):
     results = {}
     for precision in ("fp32", "bf16"):
-        cfg = build_config(None, tiny_overrides(text_corpus, **{"model.backbone": backbone, "train.precision": precision}))
+        cfg = build_config(None, tiny_overrides(text_corpus, **{"model.backbone": backbone, "train.precision": precision,
+                                                           "train.device": DEVICE}))
         train(cfg, tmp_path / precision, log=QUIET)
         results[precision] = _rows(tmp_path / precision)
     (train32, dev32), (train16, dev16) = results["fp32"], results["bf16"]
@@ -126,11 +135,12 @@ def test_bf16_autocast_training_stays_near_fp32(text_corpus, tmp_path, backbone)
 
 @pytest.mark.slow
 def test_compile_on_cpu_equals_eager(text_corpus, tmp_path):
-    if shutil.which("cc") is None and shutil.which("gcc") is None:
+    if AUTOCAST == "cpu" and shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("torch.compile on CPU needs a C compiler (inductor's C++ backend)")
     losses = {}
     for compiled in ("false", "true"):
-        cfg = build_config(None, tiny_overrides(text_corpus, **{"train.compile": compiled}))
+        cfg = build_config(None, tiny_overrides(text_corpus, **{"train.compile": compiled, "train.device": DEVICE,
+                                                               "train.precision": "fp32"}))
         train(cfg, tmp_path / compiled, log=QUIET)
         losses[compiled] = _rows(tmp_path / compiled)
     (eager, eager_dev), (comp, comp_dev) = losses["false"], losses["true"]
