@@ -170,6 +170,7 @@ def part_env(check: Check, limit: float) -> dict:
 def probe_env(matmul_size: int) -> dict:
     import torch
 
+    torch.set_num_threads(1 if not torch.cuda.is_available() else min(8, os.cpu_count() or 1))
     info = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.version.cuda,
             "gpus": torch.cuda.device_count(), "cpu_count": os.cpu_count()}
     for name in ("transformers", "accelerate", "tokenizers", "safetensors", "numpy", "pytest"):
@@ -371,6 +372,7 @@ def collective_probe(backend: str) -> None:
     import torch
     import torch.distributed as dist
 
+    torch.set_num_threads(1)
     dist.init_process_group(backend=backend)
     rank, world = dist.get_rank(), dist.get_world_size()
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if backend == "nccl" else torch.device("cpu")
