@@ -207,12 +207,17 @@ def part_tests_cuda(check: Check, limit: float) -> dict:
                    if "pytest.mark.cuda" in p.read_text())
     if not files:
         raise PartFailed("no test carries the cuda marker")
-    result = check.checked([sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", *files],
-                           limit, "pytest -m cuda")
+    # -v: each test's verdict is printed as it ends, so a part cut by its limit still tells which passed.
+    result = check.run([sys.executable, "-m", "pytest", "-m", "cuda", "-v", "-p", "no:cacheprovider", *files], limit)
     summary = pytest_summary(result["output"])
-    if check.dry and "skipped" not in summary:
+    verdicts = [line.split(" ")[0].split("::", 1)[-1] + " " + word for line in result["output"].splitlines()
+                for word in ("PASSED", "FAILED", "SKIPPED", "ERROR") if "::" in line and f" {word}" in line]
+    figures = {"files": files, "summary": summary, "tests": verdicts}
+    if result["timed_out"] or result["rc"] != 0:
+        figures["status"] = "timed_out" if result["timed_out"] else "failed"
+    elif check.dry and "skipped" not in summary:
         raise PartFailed(f"without CUDA every cuda test should skip: {summary}")
-    return {"files": files, "summary": summary}
+    return figures
 
 
 def part_tests(check: Check, limit: float, args: list[str], env: dict | None = None) -> dict:
@@ -443,7 +448,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu-dry-run", action="store_true", help="every part on CPU with tiny shapes (CI)")
     parser.add_argument("--data", help="a folder with babylm_2024_100M_snippets/ and the 2025 fast eval sets "
                                        "(default: $ANTLM_SHARED_DATA, .gpu_data, ../shared/data)")
-    parser.add_argument("--budget", type=float, default=None, help="seconds for all parts (default 400; dry run 900)")
+    parser.add_argument("--budget", type=float, default=None, help="seconds for all parts (default 420; dry run 900)")
     parser.add_argument("--min-part", type=float, default=20, help="a part needs this many seconds left to start")
     parser.add_argument("--only", default="", help="comma-separated part names (a trailing * matches a prefix)")
     parser.add_argument("--steps", type=int, default=40, help="throughput steps per measurement (GPU)")
@@ -466,7 +471,7 @@ def main(argv=None) -> int:
         return 0
     if not args.out_dir:
         parser.error("give the results folder: gpu_check.py OUT_DIR")
-    args.budget = args.budget or (900.0 if args.cpu_dry_run else 400.0)
+    args.budget = args.budget or (900.0 if args.cpu_dry_run else 420.0)
     args.only = [p.strip() for p in args.only.split(",") if p.strip()]
     check = Check(args)
     dry, no_corpus = check.dry, None if (check.dry or check.corpus) else (
@@ -482,14 +487,14 @@ def main(argv=None) -> int:
     for backend in ("causal", "mntp"):
         check.part(f"zeroshot_{backend}", 60, lambda limit, b=backend: part_zeroshot(check, limit, b), no_gpu)
     check.part("ddp", 60, lambda limit: part_ddp(check, limit), no_gpu)
-    check.part("throughput_ltg_shape", 60, lambda limit: part_throughput(check, limit, "babyllama-clm-24", LTG_SHAPE),
-               no_gpu or no_corpus)
     check.part("throughput_ltgbert", 45, lambda limit: part_throughput(check, limit, "ltgbert-mlm-72", {}, baseline="none"),
                no_gpu or no_corpus)
     check.part("throughput_babyllama_compile", 150,
                lambda limit: part_throughput(check, limit, "babyllama-clm-24", {}, compile_=True),
                no_gpu or no_corpus or ("dry run: compiling costs ~40 s on CPU; tests/test_bf16_rehearsal.py "
                                        "(slow) checks compile against eager" if dry else None))
+    check.part("throughput_ltg_shape", 60, lambda limit: part_throughput(check, limit, "babyllama-clm-24", LTG_SHAPE),
+               no_gpu or no_corpus)
     gpu_env = dict(check.env, ANTLM_TEST_DEVICE="cuda")
     check.part("tests_gpu", 90, lambda limit: part_tests(check, limit, ["tests/test_bf16_rehearsal.py"], gpu_env),
                no_gpu or ("dry run: CI runs these on CPU" if dry else None))
