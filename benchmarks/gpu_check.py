@@ -443,7 +443,7 @@ def summarize(part: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", nargs="?", help="where results.json, results.md and gpu_check.log go")
     parser.add_argument("--cpu-dry-run", action="store_true", help="every part on CPU with tiny shapes (CI)")
     parser.add_argument("--data", help="a folder with babylm_2024_100M_snippets/ and the 2025 fast eval sets "
@@ -470,7 +470,9 @@ def main(argv=None) -> int:
             return antlm_main(json.loads(args.then))
         return 0
     if not args.out_dir:
-        parser.error("give the results folder: gpu_check.py OUT_DIR")
+        parser.error("give the results folder: gpu_check.sh OUT_DIR")
+    if args.data and not Path(args.data).is_dir():
+        parser.error(f"--data {args.data} is not a folder (scripts/gpu_bundle.sh makes .gpu_data)")
     args.budget = args.budget or (900.0 if args.cpu_dry_run else 420.0)
     args.only = [p.strip() for p in args.only.split(",") if p.strip()]
     check = Check(args)
@@ -507,6 +509,12 @@ def main(argv=None) -> int:
     check.say(f"results: {check.out / 'results.json'}, {check.out / 'results.md'}; "
               f"failed: {', '.join(failed) or 'none'}; skipped: {', '.join(skipped) or 'none'}")
     return 1 if failed else 0
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        sys.stderr.write(f"gpu_check: error: {message} (see --help)\n")
+        raise SystemExit(2)
 
 
 def _has(module: str) -> bool:

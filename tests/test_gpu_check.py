@@ -39,3 +39,11 @@ def test_cpu_dry_run_passes_every_part(tmp_path):
     assert parts["ddp"]["figures"]["probe"] and parts["ddp"]["figures"]["antlm_world_size"] == 1
     table = (tmp_path / "out" / "results.md").read_text()
     assert "| antlm_run | ok |" in table and "MFU against the measured" in table
+
+
+@pytest.mark.parametrize("args", [[], ["OUT", "--data", "no-such-folder"], ["OUT", "--no-such-flag"]])
+def test_bad_arguments_are_one_line(tmp_path, args):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), *args], capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("gpu_check: error:") and not (tmp_path / "OUT").exists()
