@@ -10,17 +10,20 @@ reason printed and recorded:
   env             versions, GPUs, the bf16 matmul rate measured here (the MFU denominator), data prep
   tests_cuda      the suite's CUDA tests (`pytest -m cuda`)
   throughput_*    benchmarks/train_throughput.py: antlm against HF Trainer + LlamaForCausalLM, bf16,
-                  CLM and MLM, on the paper-size BabyLlama (58M, seq 128) and the LTG-BERT base shape
-                  (as a Llama, and antlm's own ltgbert alone), compile off, then on: tokens/s, ratio,
-                  MFU against the measured rate, peak GPU memory
+                  CLM and MLM, paper-size BabyLlama (58M, seq 128): tokens/s, ratio, MFU against the
+                  measured rate, peak GPU memory (_babyllama; _compile with torch.compile on both
+                  sides; _ltg_shape: the LTG-BERT base shape as a Llama; _ltgbert: antlm's own alone)
   antlm_run       paper-size BabyLlama AntLM on the corpus through CLM -> MLM -> CLM: once straight,
                   once SIGKILLed after a checkpoint and resumed; final weights compared
   zeroshot_*      benchmarks/zeroshot2025.py on the GPU, causal and mntp, BLiMP fast set, the run's model
-  ddp             torchrun on every GPU (nccl): antlm training, and an nccl all-reduce probe
+  ddp             torchrun on every GPU (nccl): an nccl all-reduce probe, then antlm training
   tests_gpu       the bf16 rehearsal tests with ANTLM_TEST_DEVICE=cuda
   tests_quick     the rest of the quick suite on this machine's packages, with what time is left
+Order: env, tests_cuda, throughput_babyllama, antlm_run, zeroshot_*, ddp, throughput_ltgbert,
+throughput_babyllama_compile, throughput_ltg_shape, tests_gpu, tests_quick (most valuable first).
 
---cpu-dry-run runs the same parts on CPU with tiny shapes (seconds to a minute), so that CI breaks when
+--cpu-dry-run runs the same parts on CPU with tiny shapes (about a minute of CPU a part at most; 4 min in
+all on a 2-core machine at load 5), so that CI breaks when
 a flag or module they use changes, not the GPU loan. Exit status 1 when any part failed.
 """
 from __future__ import annotations
