@@ -22,9 +22,9 @@ reason printed and recorded:
 Order: env, tests_cuda, throughput_babyllama, antlm_run, zeroshot_*, ddp, throughput_ltgbert,
 throughput_babyllama_compile, throughput_ltg_shape, tests_gpu, tests_quick (most valuable first).
 
---cpu-dry-run runs the same parts on CPU with tiny shapes (about a minute of CPU a part at most; 4 min in
-all on a 2-core machine at load 5), so that CI breaks when
-a flag or module they use changes, not the GPU loan. Exit status 1 when any part failed.
+--cpu-dry-run runs the same parts on CPU with tiny shapes (4 min in all on a 2-core machine at load 5),
+so that CI breaks when a flag or module they use changes, not the GPU loan. Exit status 1 when any
+part failed.
 """
 from __future__ import annotations
 
