@@ -4,7 +4,8 @@ a loss or gradient kept in bf16 where it needs fp32 (the chunked head's logsumex
 softmax gradient, the distillation KL), and a training run that drifts from fp32 over steps.
 
 Tolerances (bf16 keeps 8 bits of mantissa, ~3e-3 relative per rounding):
-* head loss: 1e-2 relative to fp32; gradients: 3e-2 relative (Frobenius norm of the difference);
+* head loss: 3e-3 relative to fp32; gradients: 2e-2 relative (Frobenius norm of the difference);
+  measured on CPU: at most 3e-4 and 6e-3;
 * training: every logged train loss and the final dev loss of both objectives within 3e-2
   relative of the fp32 run's, over a 25-step CLM -> MLM -> CLM run;
 * `train.compile=true` against eager, both fp32: 1e-3 relative on every logged loss.
@@ -26,7 +27,7 @@ from antlm.train.loop import train
 from conftest import tiny_overrides
 
 QUIET = lambda message: None  # noqa: E731
-HEAD_LOSS_TOL, HEAD_GRAD_TOL, TRAIN_TOL, COMPILE_TOL = 1e-2, 3e-2, 3e-2, 1e-3
+HEAD_LOSS_TOL, HEAD_GRAD_TOL, TRAIN_TOL, COMPILE_TOL = 3e-3, 2e-2, 3e-2, 1e-3
 ROWS, HIDDEN, VOCAB, CHUNK = 96, 64, 500, 23  # several chunks, the last one short
 DEVICE = os.environ.get("ANTLM_TEST_DEVICE", "cpu")
 if DEVICE.startswith("cuda") and not torch.cuda.is_available():
