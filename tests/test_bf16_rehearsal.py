@@ -6,8 +6,9 @@ softmax gradient, the distillation KL), and a training run that drifts from fp32
 Tolerances (bf16 keeps 8 bits of mantissa, ~3e-3 relative per rounding):
 * head loss: 3e-3 relative to fp32; gradients: 2e-2 relative (Frobenius norm of the difference);
   measured on CPU: at most 3e-4 and 6e-3;
-* training: every logged train loss and the final dev loss of both objectives within 3e-2
-  relative of the fp32 run's, over a 25-step CLM -> MLM -> CLM run;
+* training: every logged train loss and the final dev loss of both objectives within 5e-3
+  relative of the fp32 run's, over a 25-step CLM -> MLM -> CLM run (measured on CPU: at most 4e-4,
+  each backbone);
 * `train.compile=true` against eager, both fp32: 1e-3 relative on every logged loss.
 
 `ANTLM_TEST_DEVICE=cuda` runs the same tests on a GPU, where they are the real thing
@@ -27,7 +28,7 @@ from antlm.train.loop import train
 from conftest import tiny_overrides
 
 QUIET = lambda message: None  # noqa: E731
-HEAD_LOSS_TOL, HEAD_GRAD_TOL, TRAIN_TOL, COMPILE_TOL = 3e-3, 2e-2, 3e-2, 1e-3
+HEAD_LOSS_TOL, HEAD_GRAD_TOL, TRAIN_TOL, COMPILE_TOL = 3e-3, 2e-2, 5e-3, 1e-3
 ROWS, HIDDEN, VOCAB, CHUNK = 96, 64, 500, 23  # several chunks, the last one short
 DEVICE = os.environ.get("ANTLM_TEST_DEVICE", "cpu")
 if DEVICE.startswith("cuda") and not torch.cuda.is_available():
