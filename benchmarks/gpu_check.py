@@ -17,10 +17,11 @@ reason printed and recorded:
                   once SIGKILLed after a checkpoint and resumed; final weights compared
   zeroshot_*      benchmarks/zeroshot2025.py on the GPU, causal and mntp, BLiMP fast set, the run's model
   ddp             torchrun on every GPU (nccl): an nccl all-reduce probe, then antlm training
+  threads         the tiny preset on 2 CPU threads under each OpenMP wait policy (a quiet machine's figures)
   tests_gpu       the bf16 rehearsal tests with ANTLM_TEST_DEVICE=cuda
   tests_quick     the rest of the quick suite on this machine's packages, with what time is left
 Order: env, tests_cuda, throughput_babyllama, antlm_run, zeroshot_*, ddp, throughput_ltgbert,
-throughput_babyllama_compile, throughput_ltg_shape, tests_gpu, tests_quick (most valuable first).
+throughput_babyllama_compile, throughput_ltg_shape, threads, tests_gpu, tests_quick (most valuable first).
 
 --cpu-dry-run runs the same parts on CPU with tiny shapes (4 min in all on a 2-core machine at load 5),
 so that CI breaks when a flag or module they use changes, not the GPU loan. Exit status 1 when any
@@ -376,6 +377,29 @@ def part_ddp(check: Check, limit: float) -> dict:
             "note": "a world of 1 trains without a process group; the probe exercises the backend" if world == 1 else ""}
 
 
+def part_threads(check: Check, limit: float) -> dict:
+    """CPU training with 2 threads under each OpenMP wait policy on this (quiet) machine: whether
+    antlm's PASSIVE default costs anything where no other process competes (docs/performance.md)."""
+    steps, every = (12, 4) if check.dry else (120, 10)
+    figures = {"steps": steps, "threads": 2, "cpu_count": os.cpu_count()}
+    # "" is no valid policy: the runtime warns and keeps its own default (spin, then sleep). The dry
+    # run checks the command with the passive policy alone: spinning on a busy CI machine costs minutes.
+    policies = (("passive", "PASSIVE"), ("active", "ACTIVE"), ("runtime_default", ""))
+    for name, policy in policies[:1] if check.dry else policies:
+        out = check.work / f"threads-{name}"
+        values = {"train.device": "cpu", "train.threads": 2, "train.max_steps": steps, "train.log_every": every,
+                  "train.progress": "false", "train.eval_every": 10 ** 6, "train.checkpoint_every": 10 ** 6,
+                  **({**TINY_DATA, **TINY_MODEL} if check.dry else {})}
+        env = dict(check.env, OMP_WAIT_POLICY=policy)
+        env.pop("OMP_NUM_THREADS", None)
+        check.checked([sys.executable, "-m", "antlm", "train", "--config", "tiny", "--out", out, "--force", *sets(values)],
+                      limit / 3, f"tiny preset, OMP_WAIT_POLICY={policy!r}", env)
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        rates = [r["tokens_per_s"] for r in rows if r["split"] == "train"][1:]  # the first window warms up
+        figures[f"{name}_tokens_per_s_median"] = statistics.median(rates) if rates else None
+    return figures
+
+
 def collective_probe(backend: str) -> None:
     import torch
     import torch.distributed as dist
@@ -440,6 +464,9 @@ def summarize(part: dict) -> str:
     if part["name"].startswith("throughput"):
         return "; ".join(f"{k} ratio {o['ratio']:.2f}" if o["ratio"] else f"{k} {o['antlm']:.0f} tok/s"
                          for k, o in f.get("objectives", {}).items())
+    if part["name"] == "threads":
+        return ", ".join(f"{k.replace('_tokens_per_s_median', '')} {v:.0f}" for k, v in f.items()
+                         if k.endswith("median") and v) + " tok/s (tiny, 2 CPU threads)"
     if part["name"] == "ddp":
         return f"world {f.get('world')}, {f.get('collective')}: {' '.join(f.get('probe', []))}"
     return str(f.get("summary", ""))
@@ -500,6 +527,7 @@ def main(argv=None) -> int:
                                        "(slow) checks compile against eager" if dry else None))
     check.part("throughput_ltg_shape", 60, lambda limit: part_throughput(check, limit, "babyllama-clm-24", LTG_SHAPE),
                no_gpu or no_corpus)
+    check.part("threads", 60, lambda limit: part_threads(check, limit), None if dry or check.gpus else no_gpu)
     gpu_env = dict(check.env, ANTLM_TEST_DEVICE="cuda")
     check.part("tests_gpu", 90, lambda limit: part_tests(check, limit, ["tests/test_bf16_rehearsal.py"], gpu_env),
                no_gpu or ("dry run: CI runs these on CPU" if dry else None))

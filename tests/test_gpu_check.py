@@ -21,7 +21,7 @@ def test_cpu_dry_run_passes_every_part(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     parts = {p["name"]: p for p in json.loads((tmp_path / "out" / "results.json").read_text())["parts"]}
     ran = ["env", "tests_cuda", "throughput_babyllama", "antlm_run", "zeroshot_causal", "zeroshot_mntp", "ddp",
-           "throughput_ltg_shape", "throughput_ltgbert"]
+           "throughput_ltg_shape", "throughput_ltgbert", "threads"]
     assert {name: parts[name]["status"] for name in ran} == {name: "ok" for name in ran}
     # What the dry run leaves out, it says why.
     for name in ("throughput_babyllama_compile", "tests_gpu", "tests_quick"):
