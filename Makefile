@@ -6,8 +6,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= runs/demo
+GPU_CHECK_OUT ?= runs/gpu-check
 
-.PHONY: demo test setup setup-test wheel clean
+.PHONY: demo test setup setup-test wheel clean gpu-check gpu-check-dry
 
 setup: $(VENV)/.installed-core
 
@@ -26,6 +27,13 @@ demo: setup
 
 test: setup-test
 	$(PY) -m pytest -q
+
+# On the GPU machine (no network, no venv: its own python3 and packages); docs/performance.md.
+gpu-check:
+	scripts/gpu_check.sh $(GPU_CHECK_OUT)
+
+gpu-check-dry: setup-test
+	PYTHON=$(PY) scripts/gpu_check.sh $(GPU_CHECK_OUT) --cpu-dry-run
 
 wheel: setup
 	$(PY) -m uv build --wheel --out-dir dist . 2>/dev/null || $(PY) -m pip wheel --no-deps -w dist .

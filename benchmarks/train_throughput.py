@@ -87,7 +87,7 @@ def base_overrides(args) -> list[str]:
         out += [f"{k}={v}" for k, v in QUICK_MODEL.items() if k not in user_keys]
     out += [
         f"train.threads={args.threads}", f"train.device={args.device}", "train.precision=auto",
-        "train.progress=false", "train.compile=false", f"train.log_every={args.log_every}",
+        "train.progress=false", f"train.compile={'true' if args.compile else 'false'}", f"train.log_every={args.log_every}",
         f"train.eval_every={args.steps + 1}", f"train.checkpoint_every={args.steps + 1}",
         "train.keep_checkpoints=1",
     ]
@@ -349,6 +349,7 @@ def measure_hf(spec: dict) -> dict:
         # antlm uses is printed with its result). `--baseline-optim adamw_torch` gives the baseline
         # torch's per-parameter loop instead.
         **({"optim": spec["baseline_optim"]} if spec.get("baseline_optim") else {}),
+        torch_compile=bool(spec.get("compile")),
     )
 
     class StepTimer(TrainerCallback):
@@ -429,6 +430,11 @@ def parse_args(argv):
     parser.add_argument("--baseline-optim", default=None,
                         help="TrainingArguments.optim for the baseline (default: Trainer's default, adamw_torch_fused)")
     parser.add_argument("--objectives", default="clm,mlm", help="comma-separated subset of clm,mlm")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile on both sides (antlm train.compile=true, TrainingArguments.torch_compile)")
+    parser.add_argument("--baseline", default="hf", choices=("hf", "none"),
+                        help="none: antlm alone (a backbone transformers has no Trainer model for, e.g. ltgbert)")
+    parser.add_argument("--json", default=None, help="also write the figures (per side: tokens/s, memory, FLOPs) here")
     parser.add_argument("--out", default=None, help="keep the runs here (default: a temporary directory)")
     parser.add_argument("--in-process", action="store_true",
                         help="measure in this process instead of one subprocess each (peak memory is then shared)")
@@ -479,7 +485,7 @@ def main(argv=None) -> dict:
                                                                     + 2 * m.hidden_size) + m.hidden_size)
     print(f"data: {data.corpus.root} ({len(data.train):,} blocks of {cfg.data.seq_len}), prepared in "
           f"{time.perf_counter() - start:.1f}s (excluded)")
-    print(f"model: BabyLlama hidden {m.hidden_size}, {m.num_layers} layers, {m.num_heads} heads, ffn {m.ffn_size}, "
+    print(f"model: {m.backbone} hidden {m.hidden_size}, {m.num_layers} layers, {m.num_heads} heads, ffn {m.ffn_size}, "
           f"vocab {m.vocab_size}, {params:,} parameters; batch {cfg.train.batch_size} x seq {cfg.data.seq_len}; "
           f"{args.steps} steps, first {args.warmup} excluded; device {args.device}, {args.threads} threads, "
           f"{'bf16 autocast' if args.device == 'cuda' else 'fp32'}; torch {torch.__version__}, "
@@ -502,10 +508,10 @@ def main(argv=None) -> dict:
             for repeat in range(args.repeats):
                 # Alternate the order between repeats so slow drift in machine load hits both sides.
                 sides = ("antlm", "hf") if repeat % 2 == 0 else ("hf", "antlm")
-                for side in sides:
+                for side in (s for s in sides if s == "antlm" or args.baseline == "hf"):
                     spec = {"side": side, "objective": objective, "preset": args.preset, "overrides": overrides,
                             "steps": args.steps, "warmup": args.warmup, "threads": args.threads, "out": out_root,
-                            "baseline_optim": args.baseline_optim}
+                            "baseline_optim": args.baseline_optim, "compile": args.compile}
                     result = run_measurement(spec, args.in_process)
                     results.setdefault((side, objective), []).append(result)
                     print(f"  {side:5s} {objective}: {result['tokens_per_s']:9.0f} tok/s "
@@ -535,8 +541,9 @@ def main(argv=None) -> dict:
     print(header)
     print("-" * len(header))
     names = {"antlm": "antlm", "hf": "transformers Trainer"}
+    sides = ("antlm", "hf") if args.baseline == "hf" else ("antlm",)
     for objective in args.objectives:
-        for side in ("antlm", "hf"):
+        for side in sides:
             s = summary(side, objective)
             line = (f"{names[side]:<22} {objective:<9} {s['all']:>10.0f} {s['median']:>10.0f} {s['best']:>11.0f} "
                     f"{s['peak_rss_mib']:>13.0f} {s['train_peak_rss_mib']:>15.0f}")
@@ -552,14 +559,31 @@ def main(argv=None) -> dict:
     if args.stat == "median":
         print("(RESULT lines: median log window, --stat median)")
     print()
+    from antlm.train.loop import train_flops_per_token
+
     report = {}
     for objective in args.objectives:
         antlm_tps = summary("antlm", objective)[args.stat]
-        base_tps = summary("hf", objective)[args.stat]
-        report[objective] = {"antlm": antlm_tps, "baseline": base_tps, "ratio": antlm_tps / base_tps}
+        base_tps = summary("hf", objective)[args.stat] if args.baseline == "hf" else None
+        report[objective] = {"antlm": antlm_tps, "baseline": base_tps, "ratio": antlm_tps / base_tps if base_tps else None}
     for objective, r in report.items():
-        print(f"RESULT train_{objective} antlm={r['antlm']:.0f} baseline={r['baseline']:.0f} ratio={r['ratio']:.2f}",
-              flush=True)
+        if r["baseline"] is None:
+            print(f"RESULT train_{objective} antlm={r['antlm']:.0f} baseline=none", flush=True)
+        else:
+            print(f"RESULT train_{objective} antlm={r['antlm']:.0f} baseline={r['baseline']:.0f} ratio={r['ratio']:.2f}",
+                  flush=True)
+    if args.json:
+        # FLOPs per token of the useful work (the head at the masked fraction for MLM), the same
+        # count for both sides, so that tokens/s x FLOPs per token / a peak rate is each side's MFU.
+        head = {"clm": 1.0, "mlm": cfg.mlm.mask_rate}
+        figures = {"preset": args.preset, "overrides": overrides, "device": args.device, "compile": args.compile,
+                   "steps": args.steps, "warmup": args.warmup, "parameters": params, "backbone": m.backbone,
+                   "stat": args.stat, "objectives": {}}
+        for objective in args.objectives:
+            figures["objectives"][objective] = {
+                **report[objective], "flops_per_token": train_flops_per_token(cfg, head[objective]),
+                "sides": {side: summary(side, objective) for side in sides}}
+        Path(args.json).write_text(json.dumps(figures, indent=1))
     return report
 
 

@@ -55,6 +55,7 @@ pll_vs_minicons.py.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -177,22 +178,23 @@ def _pad(rows: list[tuple[int, ...]], value: int) -> torch.Tensor:
 class Scorer2025:
     """The 2025 pipeline's batching and scoring on a `transformers` model (`compute_results.py`)."""
 
-    def __init__(self, hf_dir: Path, backend: str, item_batch: int, copy_batch: int):
+    def __init__(self, hf_dir: Path, backend: str, item_batch: int, copy_batch: int, device: str = "cpu"):
         from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()  # its "longer than the maximum length" note: the 2025 rule does not cut
         self.backend, self.item_batch, self.copy_batch = backend, item_batch, copy_batch
+        self.device = torch.device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(hf_dir), padding_side="right", trust_remote_code=True)
         if self.tokenizer.pad_token_id is None:  # dataset.py's fallback; antlm's exports declare <pad>
             self.tokenizer.pad_token_id = self.tokenizer.eos_token_id if backend == "causal" else self.tokenizer.cls_token_id
         self.pad_id = self.tokenizer.pad_token_id
         self.bidirectional_llama = backend == "mntp" and self.tokenizer.cls_token_id is None
         if backend == "causal" or self.bidirectional_llama:
-            self.model = AutoModelForCausalLM.from_pretrained(str(hf_dir)).eval()
+            self.model = AutoModelForCausalLM.from_pretrained(str(hf_dir)).eval().to(self.device)
         else:
-            self.model = AutoModelForMaskedLM.from_pretrained(str(hf_dir), trust_remote_code=True).eval()
+            self.model = AutoModelForMaskedLM.from_pretrained(str(hf_dir), trust_remote_code=True).eval().to(self.device)
         if self.bidirectional_llama and not self._sees_right_context():
             raise RuntimeError("this transformers version adds a causal mask to a 4-D attention mask; "
                                "the mntp baseline needs a bidirectional Llama")
@@ -206,6 +208,7 @@ class Scorer2025:
         return (logits[0, 0] - logits[1, 0]).abs().max().item() > 1e-6
 
     def logits(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        ids, attention = ids.to(self.device), attention.to(self.device)
         if self.bidirectional_llama:
             # A 4-D mask is used as given (no causal mask is added): every query sees every real key.
             dtype = self.model.get_input_embeddings().weight.dtype
@@ -223,6 +226,7 @@ class Scorer2025:
         phrase = torch.zeros_like(ids)
         for row, encoded in enumerate(batch):
             phrase[row, list(encoded.scored)] = 1
+        ids, phrase = ids.to(self.device), phrase.to(self.device)
         logits = self.logits(ids[:, :-1], attention[:, :-1])
         token_lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
         return (token_lp * phrase[:, 1:]).sum(dim=1).tolist()
@@ -241,14 +245,14 @@ class Scorer2025:
             counts.append(len(encoded.scored))
         # All copies of the item batch are padded together, then run copy_batch at a time.
         ids, attention = _pad(copies, self.pad_id), _pad(attentions, 0)
-        reads, targets = torch.tensor(reads), torch.tensor(targets)
+        reads, targets = torch.tensor(reads, device=self.device), torch.tensor(targets, device=self.device)
         values = []
         for start in range(0, len(copies), self.copy_batch):
             end = start + self.copy_batch
             logits = self.logits(ids[start:end], attention[start:end])
-            picked = logits[torch.arange(logits.shape[0]), reads[start:end]]
+            picked = logits[torch.arange(logits.shape[0], device=self.device), reads[start:end]]
             values.append(torch.log_softmax(picked, dim=-1).gather(-1, targets[start:end, None]).squeeze(-1))
-        flat = torch.cat(values) if values else torch.zeros(0)
+        flat = (torch.cat(values) if values else torch.zeros(0)).cpu()
         sums, offset = [], 0
         for count in counts:
             sums.append(flat[offset:offset + count].sum().item())
@@ -311,6 +315,10 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help="masked copies per forward (the pipeline's --non_causal_batch_size)")
     parser.add_argument("--batch-tokens", type=int, default=16384, help="antlm's token budget per forward")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, the same for both tools")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: both tools score there, in fp32")
+    parser.add_argument("--tolerance", type=float, default=TOLERANCE,
+                        help=f"largest score difference accepted (default {TOLERANCE}; GPU kernels sum in other orders)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     parser.add_argument("--data", type=Path, default=None, help="shared data dir (default $ANTLM_SHARED_DATA "
                                                                  "or ../shared/data)")
     group = parser.add_argument_group("the random model built when --model is not given")
@@ -457,7 +465,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"tokenizer: BPE trained on {origin}, vocab {tokenizer.get_vocab_size()}")
             model_path = build_random_model(tmp / "run", tokenizer, args.backend, args)
         try:
-            model, tokenizer = load_model(model_path)
+            model, tokenizer = load_model(model_path, args.device)
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
@@ -471,7 +479,7 @@ def main(argv: Optional[list[str]] = None) -> int:
               f"{cfg.num_heads} heads, ffn {cfg.ffn_size}, vocab {cfg.vocab_size}, "
               f"{model.num_parameters() / 1e6:.2f}M parameters{'' if args.model else ' (random weights, seed 0)'}")
 
-        scorer = Scorer2025(hf_dir, args.backend, args.item_batch, args.copy_batch)
+        scorer = Scorer2025(hf_dir, args.backend, args.item_batch, args.copy_batch, args.device)
         mismatched = check_inputs(scorer, model, tokenizer, items, args.backend)
         if mismatched:
             print(f"error: antlm's inputs differ from the export tokenizer's for {len(mismatched)} sentence(s), e.g.",
@@ -529,10 +537,16 @@ def main(argv: Optional[list[str]] = None) -> int:
           f"{sentences[worst]!r}, antlm {ours_flat[worst]:.6f}, 2025 method {base_flat[worst]:.6f}); "
           f"same choice on {agree}/{len(items)} items")
     status = 0
-    if diffs[worst] > TOLERANCE:
-        print(f"error: scores differ by more than {TOLERANCE} on sentence {worst}: {sentences[worst]!r}",
+    if diffs[worst] > args.tolerance:
+        print(f"error: scores differ by more than {args.tolerance} on sentence {worst}: {sentences[worst]!r}",
               file=sys.stderr)
         status = 1
+    if args.json:
+        args.json.write_text(json.dumps({
+            "backend": args.backend, "device": args.device, "sentences": n, "items": len(items), "source": source,
+            "antlm_sent_per_s": ours_rate, "baseline_sent_per_s": base_rate, "ratio": ratio,
+            "max_score_difference": diffs[worst], "same_choice": agree, "tolerance": args.tolerance,
+            "ok": status == 0}, indent=1))
     print(f"RESULT zeroshot2025 antlm={ours_rate:.1f} baseline={base_rate:.1f} ratio={ratio:.2f}")
     return status
 

@@ -29,6 +29,7 @@ def test_tensor_store_equals_host_store(text_corpus, tmp_path, backbone):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the CI machine has none)")
 @pytest.mark.parametrize("backbone", ["babyllama", "ltgbert"])
 def test_gpu_run_with_compile_bf16_and_device_store(text_corpus, tmp_path, backbone):

@@ -163,6 +163,7 @@ def test_mlm_teacher_with_another_target_offset_is_refused(teachers, tmp_path):
     assert train(build_config(None, tiny_overrides(corpus, schedule="6st_clm", **extra)), tmp_path / "clm", log=QUIET)["finished"]
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the CI machine has none)")
 def test_distilled_training_on_gpu_with_bf16_teachers(teachers, tmp_path):
     corpus, first, _, wide = teachers

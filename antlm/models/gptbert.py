@@ -161,7 +161,10 @@ class GptBert(nn.Module):
         states.append(x)
         if self.layer_weights is None:
             return x
-        return torch.tensordot(self.layer_weights[sublayer].to(x.dtype), torch.stack(states), dims=1)
+        # Under bf16 autocast the states mix fp32 (normed embeddings) and bf16 (sublayer sums):
+        # stacking promotes them all to the widest, and the weighted sum runs in that dtype.
+        stacked = torch.stack(states)
+        return torch.tensordot(self.layer_weights[sublayer].to(stacked.dtype), stacked, dims=1)
 
     def hidden_states(self, input_ids: Tensor, causal: bool, attention_mask: Optional[Tensor] = None,
                       query_index: Optional[Tensor] = None) -> Tensor:

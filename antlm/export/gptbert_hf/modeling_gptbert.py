@@ -169,7 +169,10 @@ class GptBertModel(GptBertPreTrainedModel):
         states.append(x)
         if self.layer_weights is None:
             return x
-        return torch.tensordot(self.layer_weights[sublayer].to(x.dtype), torch.stack(states), dims=1)
+        # Under bf16 autocast the states mix fp32 (normed embeddings) and bf16 (sublayer sums):
+        # stacking promotes them all to the widest, and the weighted sum runs in that dtype.
+        stacked = torch.stack(states)
+        return torch.tensordot(self.layer_weights[sublayer].to(stacked.dtype), stacked, dims=1)
 
     def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None, causal: bool = False,
                 token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
