@@ -309,6 +309,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help="the full sets (blimp_filtered, ...) or the 2025 fast ones (blimp_fast, ...)")
     parser.add_argument("--suite", choices=("fast",), help="every task of the 2025 fast sets, causal and mntp")
     parser.add_argument("--suite-items", type=int, default=None, help="suite: at most N items per subtask (default all)")
+    parser.add_argument("--suite-backends", default="causal,mntp", help="suite: comma-separated backends (causal, mntp)")
     parser.add_argument("--repeats", type=int, default=1, help="time each tool k times, keep the best")
     parser.add_argument("--item-batch", type=int, default=64, help="items per batch (the pipeline's --batch_size)")
     parser.add_argument("--copy-batch", type=int, default=64,
@@ -389,7 +390,10 @@ def run_suite(args) -> int:
         cfg = model.cfg
         print(f"model: babyllama hidden {cfg.hidden_size}, {cfg.num_layers} layers, vocab {cfg.vocab_size}, "
               f"{model.num_parameters() / 1e6:.2f}M parameters; tokenizer on {origin}; {args.threads} thread(s)")
-        for backend in ("causal", "mntp"):
+        for backend in [b for b in args.suite_backends.split(",") if b]:
+            if backend not in ("causal", "mntp"):
+                print(f"error: --suite-backends takes causal and mntp, not {backend}", file=sys.stderr)
+                return 2
             scorer = Scorer2025(hf_dir, backend, args.item_batch, args.copy_batch)
             for task, items in tasks.items():
                 mismatched = check_inputs(scorer, model, tokenizer, items, backend)

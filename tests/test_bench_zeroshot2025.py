@@ -10,7 +10,7 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 pytest.importorskip("transformers")
 
-from conftest import REPO  # noqa: E402
+from conftest import REPO, SHARED_DATA  # noqa: E402
 
 TINY = ["--quick", "--hidden", "32", "--layers", "2", "--heads", "4", "--ffn", "64", "--max-seq-len", "64",
         "--vocab", "1500", "--tokenizer-chars", "200000"]
@@ -51,3 +51,19 @@ def test_wrong_backbone_is_one_line(tmp_path, capsys):
     status = bench.main(TINY + ["--backend", "causal", "--model", str(final)])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and err[0].startswith("error: --backend causal is benchmarked on a babyllama"), err
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "babylm_2025_eval" / "fast_eval").is_dir(),
+                    reason=f"the 2025 fast sets are not under {SHARED_DATA}")
+def test_suite_mode_covers_every_fast_task_with_identical_decisions(capsys):
+    """--suite fast: every fast task, causal (with and without the KV cache) and mntp, one line each,
+    a total per backend, and the RESULT line; exit 0 means scores within 1e-4 and the cached
+    decisions identical to whole-input scoring."""
+    bench = _load_benchmark()
+    status = bench.main(TINY[1:] + ["--suite", "fast", "--suite-items", "1"])
+    out = capsys.readouterr().out
+    for task in bench.SUITE_TASKS:
+        assert re.search(rf"^causal\s+{task}\s", out, re.M) and re.search(rf"^mntp\s+{task}\s", out, re.M), (task, out)
+    assert re.fullmatch(r"RESULT zeroshot2025-suite causal=[0-9.]+ entity_tracking_causal=[0-9.]+ mntp=[0-9.]+",
+                        out.strip().splitlines()[-1]), out
+    assert status == 0, out
