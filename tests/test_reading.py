@@ -53,42 +53,26 @@ def _naive_official(model, tok, context, word, backend):
     return -total
 
 
-def _naive_clean(model, tok, context, word, backend):
-    """The word's own pieces in context, summed."""
-    bos, eos, mask = (tok.token_to_id(t) for t in ("<s>", "</s>", "<mask>"))
-    ctx, target = tok.encode(context, add_special_tokens=False).ids, tok.encode(word, add_special_tokens=False).ids
-    total = 0.0
-    for j, target_id in enumerate(target):
-        if backend == "causal":
-            logits = model(torch.tensor([[bos] + ctx + target[:j]]), causal=True)[0, -1]
-        else:
-            ids = torch.tensor([[bos] + ctx + target[:j] + [mask] * 3 + [eos]])
-            logits = model(ids, causal=False)[0, -4 if backend == "mlm" else -5]
-        total += torch.log_softmax(logits.float(), -1)[target_id].item()
-    return -total
-
-
-@pytest.mark.parametrize("mode", ["babylm2025", "clean"])
 @pytest.mark.parametrize("backend", ["causal", "mlm", "mntp"])
-def test_batched_surprisal_equals_naive(tiny_run, backend, mode):
+def test_batched_surprisal_equals_naive(tiny_run, backend):
     model, tok = load_model(tiny_run)
     _with_offset(model, {"mlm": 0, "mntp": 1}.get(backend, 1))
     assert any(len(tok.encode(w, add_special_tokens=False).ids) > 2 for _, w in PAIRS)  # multi-piece words
-    values, skipped = reading.score_words(model, tok, PAIRS, backend, mode=mode, batch_tokens=48)
-    naive = _naive_official if mode == "babylm2025" else _naive_clean
+    values, skipped = reading.score_words(model, tok, PAIRS, backend, batch_tokens=48)
+    naive = _naive_official
     assert skipped == 0
     for (context, word), value in zip(PAIRS, values):
         assert abs(value - naive(model, tok, context, word, backend)) < 1e-4, (context, word)
 
 
-def test_official_mode_scores_the_reencoded_piece(tiny_run):
+def test_official_rule_scores_the_reencoded_piece(tiny_run):
     # get_p2 scores encode(decode(piece))[0] after the decoded pieces: with a prefix-space tokenizer
-    # that is a word-initial piece, so the two modes differ exactly on words of several pieces.
+    # that is a word-initial piece, not the word's own second piece.
     model, tok = load_model(tiny_run)
     official = reading.word_requests(tok, "the dog", "unbelievably", "causal")
-    clean = reading.word_requests(tok, "the dog", "unbelievably", "causal", mode="clean")
-    assert official[0] == clean[0] and len(official) == len(clean) > 1
-    assert official[1] != clean[1]
+    own = tok.encode("unbelievably", add_special_tokens=False).ids
+    assert len(official) == len(own) > 1 and official[0].target == (own[0],)
+    assert official[1].target != (own[1],)
 
 
 def test_backend_must_match_the_target_offset(tiny_run):

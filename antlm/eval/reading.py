@@ -6,7 +6,7 @@ regressions, the output files) and `reading/evaluation_functions.py` (`get_p2`, 
 `get_p2_mntp`), and `calculate_results_from_pred.py` (`_calculate_reading_results`, the same
 scores recomputed from `predictions.json`).
 
-Surprisal (`mode="babylm2025"`, the pipeline's rule, quirks included):
+Surprisal (the pipeline's rule, quirks included):
 - The word's pieces are `encode(word)` (antlm's tokenizer adds the prefix space, so the first
   piece is the in-context one). Piece 1 is scored after the context string. Each later piece is
   scored after `context + decode(earlier pieces)`, re-encoded as a string, and the id scored is
@@ -20,8 +20,6 @@ Surprisal (`mode="babylm2025"`, the pipeline's rule, quirks included):
 - The CSV is read as pandas reads it: the strings pandas takes for missing values ("None", "NA",
   "", ...) are missing. `item` is then filled with the literal "None" (run.py does `fillna("None")`;
   one sentence starts with the word None), and a missing `prev_item` gives a missing `prev_pred`.
-
-`mode="clean"` scores the word's own pieces in context: ids, not re-encoded strings.
 
 Scores, in percent: (R2_model - R2_baseline) / (1 - R2_baseline) * 100, where the baseline OLS
 regresses the measure on Subtlex_log10, length, context_length and their pairwise interactions and
@@ -49,7 +47,6 @@ from antlm.eval import scoring
 from antlm.eval.scoring import Request
 
 BACKENDS = ("causal", "mlm", "mntp")
-MODES = ("babylm2025", "clean")
 OVERLONG = ("error", "skip", "context")
 NUM_MASKS = 3  # run.py's --number_of_mask_tokens_to_append default
 MEASURES = ("RTfirstfix", "RTfirstpass", "RTgopast", "RTrightbound", "self_paced_reading_time",
@@ -166,18 +163,9 @@ def _request(tokenizer, context_ids: tuple[int, ...], target_id: int, backend: s
     return Request((bos,) + context_ids, (target_id,), (), (mask,) * (NUM_MASKS - 1) + (eos,))
 
 
-def word_requests(tokenizer, context: str, word: str, backend: str, mode: str = "babylm2025") -> list[Request]:
+def word_requests(tokenizer, context: str, word: str, backend: str) -> list[Request]:
     """One single-token request per piece of `word` after `context`."""
-    if mode not in MODES:
-        raise UserError(f"unknown reading mode '{mode}' ({', '.join(MODES)})")
-    if mode == "babylm2025":
-        pieces = [(_context_ids(tokenizer, text, backend), target) for text, target in _official_pieces(tokenizer, context, word)]
-    else:
-        context_ids = _context_ids(tokenizer, context, backend)
-        target = tokenizer.encode(word, add_special_tokens=False).ids
-        if not target:
-            raise UserError(f"the word {word!r} has no tokens")
-        pieces = [(context_ids + tuple(target[:j]), target[j]) for j in range(len(target))]
+    pieces = [(_context_ids(tokenizer, text, backend), target) for text, target in _official_pieces(tokenizer, context, word)]
     return [_request(tokenizer, ids, target_id, backend) for ids, target_id in pieces]
 
 
@@ -187,7 +175,7 @@ def _fits(request: Request, limit: int, backend: str) -> bool:
     return fed <= limit
 
 
-def score_words(model, tokenizer, pairs: Sequence[tuple[str, str]], backend: str, *, mode: str = "babylm2025",
+def score_words(model, tokenizer, pairs: Sequence[tuple[str, str]], backend: str, *,
                 batch_tokens: int = 16384, overlong: str = "error", progress: Optional[Callable] = None,
                 describe: Optional[Callable[[int], str]] = None) -> tuple[list[float], int]:
     """Surprisal (nats) of each (context, word) pair, and how many pairs were skipped (NaN).
@@ -199,7 +187,7 @@ def score_words(model, tokenizer, pairs: Sequence[tuple[str, str]], backend: str
     unique: dict[Request, int] = {}
     plan: list[list[int]] = []
     for context, word in pairs:
-        plan.append([unique.setdefault(r, len(unique)) for r in word_requests(tokenizer, context, word, backend, mode)])
+        plan.append([unique.setdefault(r, len(unique)) for r in word_requests(tokenizer, context, word, backend)])
     requests = list(unique)
     limit = model.cfg.max_seq_len
     too_long = {i for i, r in enumerate(requests) if not _fits(r, limit, backend)}
@@ -361,7 +349,6 @@ class ReadingResult:
     preds: list[float]
     prev_preds: list[float]
     backend: str
-    mode: str
     words_skipped: int = 0  # (context, word) pairs left out as over-long (overlong="skip")
     seconds: float = 0.0
 
@@ -369,7 +356,7 @@ class ReadingResult:
         return {"eye_tracking_score": self.scores.eye_tracking_score,
                 "self_paced_reading_score": self.scores.self_paced_reading_score,
                 "rows": len(self.rows), "words_skipped": self.words_skipped, "backend": self.backend,
-                "mode": self.mode, "seconds": round(self.seconds, 1)}
+                "mode": "babylm2025", "seconds": round(self.seconds, 1)}
 
     def report_text(self) -> str:
         """report.txt, as run.py writes it."""
@@ -377,7 +364,7 @@ class ReadingResult:
                 f"SELF-PACED READING SCORE: {self.scores.self_paced_reading_score:.2f}\n")
 
 
-def run_reading(model, tokenizer, csv_path: str | Path, backend: str, *, mode: str = "babylm2025",
+def run_reading(model, tokenizer, csv_path: str | Path, backend: str, *,
                 batch_tokens: int = 16384, limit: Optional[int] = None, overlong: str = "error",
                 progress: Optional[Callable] = None, log: Callable = print) -> ReadingResult:
     """Score every row's word (and its previous word) and fit the regressions."""
@@ -398,7 +385,7 @@ def run_reading(model, tokenizer, csv_path: str | Path, backend: str, *, mode: s
             return f"reading row {rows[n].index} (word {rows[n].word!r})"
         return f"the previous word of a reading row ({pairs[n][1]!r})"
 
-    surprisals, skipped = score_words(model, tokenizer, pairs, backend, mode=mode, batch_tokens=batch_tokens,
+    surprisals, skipped = score_words(model, tokenizer, pairs, backend, batch_tokens=batch_tokens,
                                       overlong=overlong, progress=progress, describe=describe)
     preds = surprisals[:len(rows)]
     rest = iter(surprisals[len(rows):])
@@ -409,7 +396,7 @@ def run_reading(model, tokenizer, csv_path: str | Path, backend: str, *, mode: s
     scores = reading_scores(rows, preds, prev_preds)
     predictions = {"reading": {"predictions": [{"id": r.index, "pred": p, "prev_pred": q}
                                                for r, p, q in zip(rows, preds, prev_preds)]}}
-    return ReadingResult(scores, predictions, rows, preds, prev_preds, backend, mode, skipped,
+    return ReadingResult(scores, predictions, rows, preds, prev_preds, backend, skipped,
                          time.perf_counter() - start)
 
 

@@ -262,7 +262,7 @@ def _reading(model_path, model, tokenizer, data_dir, backend, options, log) -> t
 
     csv = locate_file(data_dir, options.eval_set, "reading/reading_data.csv", "reading")
     overlong = options.overlong if options.overlong in ("skip", "context", "error") else "error"
-    result = run_reading(model, tokenizer, csv, backend, mode=pipelines.get(options.mode).reading_mode,
+    result = run_reading(model, tokenizer, csv, backend,
                          batch_tokens=options.batch_tokens, limit=options.limit, overlong=overlong, log=log)
     scores = result.scores
     entry = {"score": None, "metric": "r2_gain", "subtasks": {"eye_tracking": scores.eye_tracking_score,

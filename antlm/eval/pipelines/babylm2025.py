@@ -83,6 +83,5 @@ PIPELINE = Pipeline(
     masked_read="backend",
     prediction_view="completions",
     submission_problems=submission_problems,
-    reading_mode="babylm2025",
     takes_hf_models=True,
 )

@@ -68,8 +68,6 @@ class Pipeline:
     submission_problems: Optional[Callable[[dict, Path], Optional[list[str]]]] = None
     """(the predictions of one backend, data dir) -> what the pipeline's own checker would reject,
     or None when it has nothing to check."""
-    reading_mode: Optional[str] = None
-    """antlm.eval.reading's rule for the reading task, when the pipeline runs it."""
     takes_hf_models: bool = False
     """Whether a local Hugging Face directory may be scored (its own tokenizer decides the inputs)."""
 
