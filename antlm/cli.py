@@ -181,7 +181,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from antlm.eval.outputs import check_output_dir
     from antlm.eval.runner import EvalOptions, check_output_path, format_table, run_eval, set_threads_for, write_outputs
     from antlm.eval.tasks import parse_task_list
-    from antlm.train.loop import pick_device
+    from antlm.train.device import pick_device
 
     if args.limit is not None and args.limit <= 0:
         raise UserError("--limit must be positive")

@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from antlm.config import ModelConfig, bucket_max, resolve_model_defaults
-from antlm.models.fused_head import head_loss
+from antlm.config_types import ModelConfig, bucket_max, resolve_model_defaults
+from antlm.models.fused_head import head_loss, select_positions
 
 
 def log_bucket_positions(relative: Tensor, buckets: int, max_len: int) -> Tensor:
@@ -192,11 +192,15 @@ class LmHead(nn.Module):
 
 
 class LtgBert(nn.Module):
+    """The encoder; GPT-BERT (antlm/models/gptbert.py) subclasses it, changing the layer, the
+    parameters beside the layers and how the layers run (`_run_layers`)."""
+    layer_class = EncoderLayer
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         cfg = resolve_model_defaults(cfg)
         if cfg.vocab_size <= 0:
-            raise ValueError(f"LtgBert needs model.vocab_size > 0 (set from the tokenizer), got {cfg.vocab_size}")
+            raise ValueError(f"{type(self).__name__} needs model.vocab_size > 0 (set from the tokenizer), got {cfg.vocab_size}")
         if cfg.hidden_size % cfg.num_heads:
             raise ValueError(f"hidden_size ({cfg.hidden_size}) must be divisible by num_heads ({cfg.num_heads})")
         if cfg.position_buckets < 2:
@@ -217,9 +221,13 @@ class LtgBert(nn.Module):
         # the offset); projecting only that band saves most of the table work on short inputs.
         self.table_band = [(int(buckets[:t, :t].min()), int(buckets[:t, :t].max()) + 1)
                            for t in range(1, cfg.max_seq_len + 1)]
-        self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.num_layers))
+        self.layers = nn.ModuleList(self.layer_class(cfg) for _ in range(cfg.num_layers))
+        self._add_layer_parameters(cfg)  # registered before the head: the parameter order is the checkpoint's
         self.head = LmHead(cfg, self.word_embedding.weight)
         self._init_weights()
+
+    def _add_layer_parameters(self, cfg: ModelConfig) -> None:
+        """A subclass's parameters beside the layers (GPT-BERT's layer weights); LTG-BERT has none."""
 
     @torch.no_grad()
     def _init_weights(self) -> None:
@@ -274,25 +282,39 @@ class LtgBert(nn.Module):
         if attention_mask is not None and attention_mask.shape != input_ids.shape:
             raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match "
                              f"input_ids shape {tuple(input_ids.shape)}")
-        x = self.embedding_dropout(self.embedding_norm(self.word_embedding(input_ids)))
         if query_index is not None and causal:
             raise ValueError("query_index is for bidirectional scoring (causal=False)")
+        x = self.embedding_dropout(self.embedding_norm(self.word_embedding(input_ids)))
         low, high = self.table_band[length - 1]
         rel = self.relative_norm(self.relative_embedding[low:high])
         index = self.bucket_index[:length, :length] - low
         blocked = self._blocked_mask(length, causal, attention_mask, x.device)
-        query = None if self.use_reference else query_index
+        if query_index is not None and not self.use_reference:
+            return self._run_layers(x, rel, index, blocked, query_index)
+        x = self._run_layers(x, rel, index, blocked, None)
+        if query_index is not None:  # the reference path computes every row, then picks
+            return x[torch.arange(x.size(0), device=x.device), query_index]
+        return x
+
+    @staticmethod
+    def _query_rows(index: Tensor, blocked: Optional[Tensor], query: Tensor, batch: int) -> tuple:
+        """`index` and `blocked` for the last layer when it runs for one query row per sequence."""
+        length = index.size(-1)
+        index = index[query].unsqueeze(1).unsqueeze(1)  # [B, 1, 1, T]
+        if blocked is not None:
+            rows = torch.arange(batch, device=index.device)
+            blocked = blocked.expand(batch, -1, length, -1)[rows, :, query].unsqueeze(2)
+        return index, blocked
+
+    def _run_layers(self, x: Tensor, rel: Tensor, index: Tensor, blocked: Optional[Tensor],
+                    query: Optional[Tensor]) -> Tensor:
+        """The layers over the embedded input: [B, T, h], or [B, h] for the `query` rows."""
         last = len(self.layers) - 1
         for depth, layer in enumerate(self.layers):
             if depth == last and query is not None:
-                rows = torch.arange(x.size(0), device=x.device)
-                index = index[query].unsqueeze(1).unsqueeze(1)  # [B, 1, 1, T]
-                if blocked is not None:
-                    blocked = blocked.expand(x.size(0), -1, length, -1)[rows, :, query].unsqueeze(2)
+                index, blocked = self._query_rows(index, blocked, query, x.size(0))
                 return layer(x, rel, index, blocked, False, query).squeeze(1)
             x = layer(x, rel, index, blocked, self.use_reference)
-        if query_index is not None:  # the reference path computes every row, then picks
-            return x[torch.arange(x.size(0), device=x.device), query_index]
         return x
 
     def logits_at(self, hidden: Tensor) -> Tensor:
@@ -303,10 +325,8 @@ class LtgBert(nn.Module):
                 targets: Optional[Tensor] = None, query_index: Optional[Tensor] = None, distill=None,
                 z_loss: float = 0.0) -> Tensor:
         """The contract of `BabyLlama.forward`: logits at all, selected ([N, V]) or one-per-row
-        (`query_index`, [B, V]) positions, or with `targets` their summed cross-entropy (with
-        `distill`, the summed distillation loss)."""
-        from antlm.models import select_positions
-
+        (`query_index`, [B, V]) positions, or with `targets` their summed cross-entropy (plus
+        `z_loss` times the summed squared log-normaliser; with `distill`, the distillation loss)."""
         hidden = self.hidden_states(input_ids, causal, attention_mask, query_index)
         hidden = hidden if query_index is not None else select_positions(hidden, target_mask, target_index)
         if targets is not None:
@@ -317,7 +337,5 @@ class LtgBert(nn.Module):
     def head_inputs(self, input_ids: Tensor, causal: bool, target_mask: Optional[Tensor] = None,
                     target_index: Optional[Tensor] = None):
         """The contract of `BabyLlama.head_inputs`: (features, head weight, head bias) at the rows."""
-        from antlm.models import select_positions
-
         hidden = select_positions(self.hidden_states(input_ids, causal), target_mask, target_index)
         return self.head.features(hidden), self.head.decoder.weight, self.head.decoder.bias
