@@ -63,12 +63,7 @@ class GatedAttention(LtgBertAttention):
             rows = torch.arange(q.size(0), device=q.device)
             q = q[rows, :, query].unsqueeze(2)  # [B, heads, 1, d]
             gate = None if gate is None else gate[rows, query].unsqueeze(1)
-        rel = self.dropout(rel)
-        if reference:
-            context = self._reference_attention(q, k, v, rel, index, blocked)
-        else:
-            context = self._fast_attention(q, k, v, rel, index, blocked)
-        context = context.transpose(1, 2).flatten(2)
+        context = self._attend(q, k, v, rel, index, blocked, reference)
         if gate is not None:
             context = context * F.gelu(gate)
         return self.dropout(self.out_proj(self.post_norm(context)))

@@ -96,13 +96,14 @@ class Attention(nn.Module):
         v = self._split(self.in_proj_v(h))
         if query is not None:
             q = q[torch.arange(q.size(0), device=q.device), :, query].unsqueeze(2)  # [B, heads, 1, d]
-        rel = self.dropout(rel)
-        if reference:
-            context = self._reference_attention(q, k, v, rel, index, blocked)
-        else:
-            context = self._fast_attention(q, k, v, rel, index, blocked)
-        context = context.transpose(1, 2).flatten(2)
+        context = self._attend(q, k, v, rel, index, blocked, reference)
         return self.dropout(self.post_norm(self.out_proj(context)))
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, rel: Tensor, index: Tensor, blocked: Optional[Tensor],
+                reference: bool) -> Tensor:
+        """The attention context, [B, T, h], by the fast or the reference kernel."""
+        attention = self._reference_attention if reference else self._fast_attention
+        return attention(q, k, v, self.dropout(rel), index, blocked).transpose(1, 2).flatten(2)
 
     def _fast_attention(self, q: Tensor, k: Tensor, v: Tensor, rel: Tensor, index: Tensor,
                         blocked: Optional[Tensor]) -> Tensor:
