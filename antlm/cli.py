@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from safetensors import SafetensorError
+
 from antlm.errors import UserError
 
 
@@ -229,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         where = f": {err.filename}" if err.filename else ""
         sys.stderr.write(f"antlm: error: {err.strerror or err}{where}\n")
+        return 2
+    except SafetensorError as err:  # safetensors wraps the OS error of a full disk in its own type
+        from antlm.atomic import reason_of
+
+        sys.stderr.write(f"antlm: error: {reason_of(err)}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("antlm: interrupted\n")
