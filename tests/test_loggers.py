@@ -57,9 +57,10 @@ def test_wandb_logs_offline_into_the_run_dir(text_corpus, tmp_path, monkeypatch)
     # wandb's writer is a separate service process; on a loaded machine its last records reached the
     # file after finish() returned (seen once in a full-suite run), so wait for them, with a deadline.
     deadline = time.monotonic() + 60
-    while not all(name.encode() in (content := record.read_bytes()) for name in names) and time.monotonic() < deadline:
+    missing = lambda: sorted(n for n in names if n.encode() not in record.read_bytes())  # noqa: E731
+    while missing() and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert names and all(name.encode() in content for name in names), sorted(n for n in names if n.encode() not in content)
+    assert names and not missing(), missing()
     assert record.stem.endswith((run / "wandb_run_id").read_text().strip())
 
 
