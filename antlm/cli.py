@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from safetensors import SafetensorError
+
 from antlm.errors import UserError
 
 
@@ -190,7 +192,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from antlm.eval.outputs import check_output_dir
     from antlm.eval.runner import EvalOptions, check_output_path, format_table, run_eval, set_threads_for, write_outputs
     from antlm.eval.tasks import parse_task_list
-    from antlm.train.loop import pick_device
+    from antlm.train.device import pick_device
 
     if args.limit is not None and args.limit <= 0:
         raise UserError("--limit must be positive")
@@ -238,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         where = f": {err.filename}" if err.filename else ""
         sys.stderr.write(f"antlm: error: {err.strerror or err}{where}\n")
+        return 2
+    except SafetensorError as err:  # safetensors wraps the OS error of a full disk in its own type
+        from antlm.atomic import reason_of
+
+        sys.stderr.write(f"antlm: error: {reason_of(err)}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("antlm: interrupted\n")

@@ -1,8 +1,8 @@
-"""The checks `antlm.config.validate` runs on a config before a run (kept apart from the
-dataclasses so config.py stays readable)."""
+"""The checks `antlm.config.validate` runs on a config before a run: value ranges, choices, and
+the combinations a run cannot honour (found here, before anything is loaded or written)."""
 from __future__ import annotations
 
-from antlm.config import BACKBONES, DEFAULTS_VERSION, ConfigError, RunConfig
+from antlm.config_types import BACKBONES, DEFAULTS_VERSION, ConfigError, RunConfig
 
 
 def _validate_data_recipe(cfg: RunConfig) -> None:
@@ -124,6 +124,11 @@ def validate_config(cfg: RunConfig) -> None:
     if dist.scale not in ("per_token", "reference") or dist.weighting not in ("logits", "probs"):
         raise ConfigError(f"distill.scale must be per_token or reference and distill.weighting logits or probs, "
                           f"got '{dist.scale}' and '{dist.weighting}'")
+    if dist.teachers and t.z_loss:
+        raise ConfigError("train.z_loss is not implemented with distillation: set train.z_loss=0 or no distill.teachers")
+    if dist.teachers and d.short_fraction:  # the teachers would attend to the padding
+        raise ConfigError("data.short_fraction is not implemented with distillation: set data.short_fraction=0 "
+                          "or no distill.teachers")
     if t.progress_every_s < 0:
         raise ConfigError(f"train.progress_every_s must be >= 0, got {t.progress_every_s}")
     from antlm.train.loggers import LOGGERS  # late import: loggers import nothing heavy at module level

@@ -53,7 +53,7 @@ def pll_pair_accuracy(model, tokenizer, pairs_dir: Path) -> dict[str, float]:
     for path in sorted(Path(pairs_dir).glob("*.jsonl")):
         pairs = read_pairs(path)
         requests = [encode_masked(tokenizer, "", p[key]) for p in pairs for key in ("sentence_good", "sentence_bad")]
-        values = pll_scores(model, requests, mask_id_of(tokenizer), model.antlm_config["mlm_target_offset"])
+        values = pll_scores(model, requests, mask_id_of(tokenizer), model.antlm_meta.mlm_target_offset)
         out[path.stem] = sum(values[2 * i] > values[2 * i + 1] for i in range(len(pairs))) / max(1, len(pairs))
     return out
 

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from antlm.errors import UserError
+from antlm.models.fused_head import select_positions
 
 
 @dataclass
@@ -63,8 +64,6 @@ class Teacher:
     @torch.no_grad()
     def head_inputs(self, input_ids: Tensor, causal: bool, target_mask: Optional[Tensor],
                     target_index: Optional[Tensor]) -> tuple[Tensor, Tensor, Optional[Tensor]]:
-        from antlm.models import select_positions
-
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
         with autocast:
             if self.kind == "antlm":
@@ -107,7 +106,7 @@ class TeacherEnsemble:
         for teacher in self.teachers:
             # In MLM phases a teacher is read at the student's target rows: those rows mean "the
             # masked token here" (offset 0) or "the next one" (offset 1), and must mean it for both.
-            offset = teacher.model.antlm_config.get("mlm_target_offset") if teacher.kind == "antlm" else None
+            offset = teacher.model.antlm_meta.mlm_target_offset if teacher.kind == "antlm" else None
             if "mlm" in phases and student_offset is not None and offset is not None and offset != student_offset:
                 raise UserError(f"distill.teachers: {teacher.path} predicts masked tokens at offset {offset}, the student "
                                 f"at offset {student_offset} (mlm.target_offset): its MLM predictions would be read at "

@@ -3,9 +3,9 @@ backbone and the MLM target offset, and the tokenizer. Nothing here unpickles.""
 from __future__ import annotations
 
 import json
-import os
-import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import torch
 from safetensors import SafetensorError
@@ -13,12 +13,45 @@ from safetensors.torch import load_model as load_safetensors_model
 from safetensors.torch import save_model as save_safetensors_model
 from tokenizers import Tokenizer
 
-from antlm.config import ModelConfig, RunConfig, default_target_offset, to_dict, upgrade_model_section
+from antlm.atomic import WriteError, replace_dir
+from antlm.config import upgrade_model_section
+from antlm.config_types import ModelConfig, RunConfig, default_target_offset, to_dict
 from antlm.data import tokenizer as tok_lib
 from antlm.errors import UserError
 from antlm.models import build_model
 
 FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a model's config.json says beside its weights; `load_model` attaches it to the model as
+    `model.antlm_meta`. `raw` is the file as read (keys a later antlm may add)."""
+    backbone: str
+    mlm_target_offset: int
+    """0: a masked position predicts its own token; 1: the next one (MNTP)."""
+    model: ModelConfig
+    defaults_version: int = 1
+    schedule: Optional[str] = None
+    special_tokens: dict = field(default_factory=dict)
+    track: Optional[str] = None
+    words_seen: Optional[int] = None
+    ema_decay: Optional[float] = None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ModelMeta":
+        """Raises KeyError or TypeError when `data` is not an antlm model config."""
+        version = data.get("defaults_version", 1)
+        # A config.json without defaults_version predates the reference defaults: the keys it
+        # lacks take the values that antlm used then, so the weights mean what they meant.
+        model = ModelConfig(**upgrade_model_section(data["model"], version))
+        backbone = data.get("backbone", model.backbone)
+        offset = data.get("mlm_target_offset")
+        return cls(backbone=backbone, mlm_target_offset=default_target_offset(backbone) if offset is None else int(offset),
+                   model=model, defaults_version=version, schedule=data.get("schedule"),
+                   special_tokens=dict(data.get("special_tokens") or {}), track=data.get("track"),
+                   words_seen=data.get("words_seen"), ema_decay=data.get("ema_decay"), raw=dict(data))
 
 
 def model_config_json(cfg: RunConfig, tokenizer: Tokenizer) -> dict:
@@ -35,20 +68,13 @@ def save_final(directory: Path, model: torch.nn.Module, cfg: RunConfig, tokenize
                extra: dict | None = None) -> None:
     """`extra` adds run facts to config.json (the trainer records the track and words seen)."""
     directory = Path(directory)
-    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
     try:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        save_safetensors_model(model, str(tmp / "model.safetensors"))
-        (tmp / "config.json").write_text(json.dumps({**model_config_json(cfg, tokenizer), **(extra or {})}, indent=1))
-        tokenizer.save(str(tmp / "tokenizer.json"))
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.rename(tmp, directory)
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError(f"could not write {directory}: {err.strerror or err}; the run's checkpoints are "
+        with replace_dir(directory) as tmp:
+            save_safetensors_model(model, str(tmp / "model.safetensors"))
+            (tmp / "config.json").write_text(json.dumps({**model_config_json(cfg, tokenizer), **(extra or {})}, indent=1))
+            tokenizer.save(str(tmp / "tokenizer.json"))
+    except WriteError as err:
+        raise UserError(f"could not write {directory}: {err.reason}; the run's checkpoints are "
                         "untouched: free space or fix permissions, then --resume") from None
 
 
@@ -63,15 +89,13 @@ def _final_dir(path: Path) -> Path:
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """Load a trained model and its tokenizer from a run dir or its `final/`.
 
-    Returns (model in eval mode, tokenizers.Tokenizer); `model.antlm_config` holds config.json.
+    Returns (model in eval mode, tokenizers.Tokenizer); `model.antlm_meta` is its ModelMeta.
     """
     directory = _final_dir(Path(path))
     try:
-        meta = json.loads((directory / "config.json").read_text())
-        # A config.json without defaults_version predates the reference defaults: the keys it
-        # lacks take the values that antlm used then, so the weights mean what they meant.
-        model_cfg = ModelConfig(**upgrade_model_section(meta["model"], meta.get("defaults_version", 1)))
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        meta = ModelMeta.from_json(json.loads((directory / "config.json").read_text()))
+        model_cfg = meta.model
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as err:
         raise UserError(f"{directory / 'config.json'} is not an antlm model config ({err})") from None
     tokenizer = tok_lib.load_tokenizer(directory / "tokenizer.json")
     if tokenizer.get_vocab_size() != model_cfg.vocab_size:
@@ -83,5 +107,5 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
         load_safetensors_model(model, str(directory / "model.safetensors"))
     except (OSError, RuntimeError, SafetensorError) as err:
         raise UserError(f"cannot load {directory / 'model.safetensors'}: {(str(err) or type(err).__name__).splitlines()[0]}") from None
-    model.antlm_config = meta
+    model.antlm_meta = meta
     return model.to(device).eval(), tokenizer

@@ -16,7 +16,7 @@ from typing import Optional
 
 import torch
 
-from antlm.config import MlmConfig, default_masking
+from antlm.config_types import MlmConfig, default_masking
 from antlm.data import masking
 
 IGNORE = -100

@@ -19,7 +19,6 @@ canvas; pyplot is never imported, so no display is needed and no global backend 
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import EngFormatter
 from scipy import stats
 
+from antlm.atomic import write_text
 from antlm.errors import UserError
 from antlm.schedule import Schedule, ScheduleError
 
@@ -595,7 +595,5 @@ def write_report(run_dirs: list[Path], out_dir: Path, baseline: Optional[str] = 
         log(f"report: {note[2:]}")
 
     path = out_dir / "report.md"
-    tmp = out_dir / f".report.md.tmp-{os.getpid()}"
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    os.replace(tmp, path)  # the report appears whole or not at all
+    write_text(path, "\n".join(lines))  # the report appears whole or not at all
     return path

@@ -24,7 +24,7 @@ What it does:
    duplicate train (or dev) steps, and that the dev losses logged at each step equal the
    reference's (they are functions of the weights).
 
-Run:  cd /work/main && PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fault_injection.py
+Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fault_injection.py
       [--kills 30] [--seed 0] [--steps 120] [--checkpoint-every 2] [--out DIR] [--quick]
 `--quick` means 6 kills over 40 steps. The last lines are `kills survived: K` and
 `RESULT fault_injection kills=<K> equal=<true|false>`; the exit code is 0 only when the weights are
@@ -45,8 +45,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 POLL = 0.005  # seconds between file-system polls
 WORDS = ("the a dog dogs cat cats sees see runs run big small red house houses child children "

@@ -44,8 +44,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 from antlm.config import build_config  # noqa: E402
 from antlm.data.tokenizer import BOS, EOS, train_tokenizer  # noqa: E402
@@ -239,8 +237,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"tokenizer: BPE trained on {origin}, vocab {tokenizer.get_vocab_size()}")
             model_path = build_random_ltgbert(tmp / "run", tokenizer, args)
         model, tokenizer = load_model(model_path)
-        meta = model.antlm_config
-        if meta["backbone"] != "ltgbert" or meta.get("mlm_target_offset", 0) != 0:
+        meta = model.antlm_meta
+        if meta.backbone != "ltgbert" or meta.mlm_target_offset != 0:
             print(f"error: {model_path} is not an LTG-BERT with mlm target offset 0", file=sys.stderr)
             return 2
         hf_dir = export_hf(model_path, tmp / "hf")

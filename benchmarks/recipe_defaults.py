@@ -25,13 +25,11 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
@@ -68,7 +66,8 @@ def arm_config(arm: str, args, seed: int):
 def dev_mlm_loss(run: Path, masking_cfg, args) -> float:
     """Dev MLM loss of run/final on fixed dev blocks, masked as `masking_cfg` masks."""
     from antlm.model_io import load_model
-    from antlm.train.loop import BatchMaker, dev_losses
+    from antlm.data.batches import BatchMaker
+    from antlm.train.dev_loss import dev_losses
     from antlm.train.setup import prepare_data
 
     model, tokenizer = load_model(run)

@@ -39,7 +39,7 @@ steps (`--stat all`); the median and best window are printed as a noise check: o
 machine, slow windows are mostly other processes' work, and `--stat median` puts the median window
 into the RESULT lines instead.
 
-Run:  cd /work/main && PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/train_throughput.py
+Run:  HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/train_throughput.py
       [--quick] [--steps 60] [--preset NAME] [--set key=value ...] [--device cpu|cuda] [--repeats R]
 The last two lines are `RESULT train_clm antlm=<tok/s> baseline=<tok/s> ratio=<x>` and the same for
 train_mlm (ratio = antlm / baseline; > 1 means antlm is faster).
@@ -58,8 +58,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 DEFAULT_PRESET = "babyllama-clm-24-cpu"
@@ -143,7 +141,8 @@ def peak_memory(device, before: float) -> dict:
 # antlm side
 
 def measure_antlm(spec: dict) -> dict:
-    from antlm.train.loop import pick_device, train
+    from antlm.train.device import pick_device
+    from antlm.train.loop import train
     from antlm.train.setup import prepare_data
 
     cfg = run_config(spec)
@@ -197,7 +196,7 @@ def step_blocks(cfg, data, steps: int):
     import torch
 
     from antlm.data import tokenizer as tok_lib
-    from antlm.train.loop import BatchMaker
+    from antlm.data.batches import BatchMaker
 
     batch = cfg.train.batch_size
     steps_per_epoch = len(data.train) // batch
@@ -314,7 +313,7 @@ def measure_hf(spec: dict) -> dict:
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     from antlm.data import tokenizer as tok_lib
-    from antlm.train.loop import pick_device
+    from antlm.train.device import pick_device
     from antlm.train.setup import prepare_data
 
     cfg = run_config(spec)

@@ -40,7 +40,7 @@ identical. It prints per-task and total ratios and as its last line
     RESULT zeroshot2025-suite causal=<x> entity_tracking_causal=<x> mntp=<x>
 
 Usage (from the repository root):
-    PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/zeroshot2025.py [--quick]
+    HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.zeroshot2025 [--quick]
         [--backend causal|mlm|mntp] [--model RUN_DIR_OR_FINAL] [--sentences N] [--eval-set full|fast]
         [--repeats K] [--threads T]
     PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/zeroshot2025.py --suite fast [--suite-items N]
@@ -70,11 +70,7 @@ import torch  # noqa: E402
 
 BENCHMARKS = Path(__file__).resolve().parent
 REPO = BENCHMARKS.parent
-for path in (REPO, BENCHMARKS):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-from pll_vs_minicons import shared_data_dir, synthetic_sentences, timed, tokenizer_corpus  # noqa: E402
+from benchmarks.pll_vs_minicons import shared_data_dir, synthetic_sentences, timed, tokenizer_corpus  # noqa: E402
 
 from antlm.config import build_config  # noqa: E402
 from antlm.data.tokenizer import train_tokenizer  # noqa: E402
@@ -281,7 +277,7 @@ def antlm_item_scores(model, tokenizer, items: list[Item], backend: str, batch_t
 
 def check_inputs(scorer: Scorer2025, model, tokenizer, items: list[Item], backend: str) -> list[str]:
     """Sentences whose antlm input (ids and scored span) is not what the export's tokenizer gives."""
-    ctx = ScoringContext(tokenizer, model.antlm_config["backbone"], model.antlm_config["mlm_target_offset"])
+    ctx = ScoringContext(tokenizer, model.antlm_meta.backbone, model.antlm_meta.mlm_target_offset)
     bad = []
     for item, theirs in zip(items, scorer.encode(items)):
         for sentence, request, encoded in zip(item.sentences, babylm2025.encode(item, backend, ctx), theirs):
@@ -339,8 +335,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     return args
 
 
-def model_problem(meta: dict, backend: str) -> Optional[str]:
-    backbone, offset = meta["backbone"], meta.get("mlm_target_offset")
+def model_problem(meta, backend: str) -> Optional[str]:
+    backbone, offset = meta.backbone, meta.mlm_target_offset
     if backbone != BACKBONE_FOR[backend] or (backend != "causal" and offset != OFFSET_FOR[backend]):
         return (f"--backend {backend} is benchmarked on a {BACKBONE_FOR[backend]}"
                 f"{'' if backend == 'causal' else f' with mlm target offset {OFFSET_FOR[backend]}'}; "
@@ -473,13 +469,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        problem = model_problem(model.antlm_config, args.backend)
+        problem = model_problem(model.antlm_meta, args.backend)
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
         hf_dir = export_hf(model_path, tmp / "hf")
         cfg = model.cfg
-        print(f"model: {model.antlm_config['backbone']} hidden {cfg.hidden_size}, {cfg.num_layers} layers, "
+        print(f"model: {model.antlm_meta.backbone} hidden {cfg.hidden_size}, {cfg.num_layers} layers, "
               f"{cfg.num_heads} heads, ffn {cfg.ffn_size}, vocab {cfg.vocab_size}, "
               f"{model.num_parameters() / 1e6:.2f}M parameters{'' if args.model else ' (random weights, seed 0)'}")
 

@@ -6,7 +6,7 @@ from conftest import REPO
 
 
 def test_distill_benchmark_quick():
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "distill_throughput.py"), "--quick", "--threads", "1"],
+    out = subprocess.run([sys.executable, "-m", "benchmarks.distill_throughput", "--quick", "--threads", "1"],
                          capture_output=True, text=True, timeout=600, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT distill_")]

@@ -29,7 +29,9 @@ def test_two_ranks_match_one_process(text_corpus, tmp_path):
     two = _run(text_corpus, tmp_path / "two", 2)
     losses = lambda rows: [r["loss"] for r in rows if r["split"] == "train"]  # noqa: E731
     assert len(losses(one)) == 20
-    assert max(abs(a - b) for a, b in zip(losses(one), losses(two))) < 1e-5
+    # metrics.jsonl rounds losses to 5 decimals, so two values whose true difference is below 1e-5
+    # may be logged 2e-5 apart: the bound sits above that, not at the rounding step.
+    assert max(abs(a - b) for a, b in zip(losses(one), losses(two))) < 3e-5
     dev = lambda rows: [r["dev_mlm_loss"] for r in rows if r["split"] == "dev"]  # noqa: E731
     assert max(abs(a - b) for a, b in zip(dev(one), dev(two))) < 1e-4
     a, b = load_file(str(tmp_path / "one/final/model.safetensors")), load_file(str(tmp_path / "two/final/model.safetensors"))

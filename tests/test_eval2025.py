@@ -101,6 +101,7 @@ def test_2025_inputs_are_what_the_exported_tokenizer_gives(models, tmp_path):
             assert [out["input_ids"][i] for i in official] == list(request.target), (backbone, sentence)
 
 
+@needs_data  # run_eval locates the data before it checks the backend
 def test_2025_masked_backend_must_match_the_model(models, tmp_path):
     with pytest.raises(UserError, match="use --backend mntp"):
         run_eval(models["babyllama"], SHARED_DATA, EvalOptions(tasks=["blimp"], mode="babylm2025", backend="mlm", limit=1),

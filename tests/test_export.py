@@ -93,7 +93,7 @@ def export_spec(run, hf_dir, sentences: list[str], items: list[tuple[str, str]])
 
     GPT-BERT's tokenizer is checked; its models have their own parity tests (test_gptbert_export.py)."""
     model, tokenizer = load_model(run)
-    backbone = model.antlm_config["backbone"]
+    backbone = model.antlm_meta.backbone
     causal = backbone == "babyllama"
     bos, eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
 

@@ -12,7 +12,7 @@ import torch
 from antlm.config import ModelConfig, RunConfig
 from antlm.data.tokenizer import train_tokenizer
 from antlm.errors import UserError
-from antlm.eval import glue, glue_recipes
+from antlm.eval import glue, glue_metrics, glue_recipes
 from antlm.eval.glue import GlueSettings, run_glue
 from antlm.eval.glue_metrics import EarlyStopping, metric_fractions, select_epoch
 from antlm.eval.glue_recipes import GLUE_2024, GLUE_2025, GLUE_CLEAN, HeadSpec, glue_summary
@@ -94,17 +94,17 @@ def official_layout(tmp_path):
 
 # ----------------------------------------------------------------------------- metrics, stopping
 def test_metrics_against_hand_computed_values():
-    assert glue.accuracy([1, 0, 1, 1], [1, 1, 1, 0]) == 50.0
+    assert glue_metrics.accuracy([1, 0, 1, 1], [1, 1, 1, 0]) == 50.0
     # tp=2, fp=1, fn=1, tn=1: F1 = 4/6; MCC = (2*1 - 1*1) / sqrt(3*3*2*2) = 1/6.
     preds, labels = [1, 1, 1, 0, 0], [1, 1, 0, 1, 0]
-    assert glue.binary_f1(preds, labels) == pytest.approx(200 / 3)
-    assert glue.matthews(preds, labels) == pytest.approx(100 / 6)
-    assert glue.binary_f1([0, 0], [1, 0]) == 0.0 and glue.binary_f1([0, 0], [0, 0]) == 0.0
-    assert glue.binary_f1([1, 0, 1], [1, 0, 1]) == 100.0
-    assert glue.matthews([1, 0, 1], [1, 0, 1]) == 100.0 and glue.matthews([0, 1, 0], [1, 0, 1]) == -100.0
-    assert glue.matthews([1, 1, 1, 1], [1, 0, 1, 0]) == 0.0  # constant predictions: undefined, 0 as sklearn
+    assert glue_metrics.binary_f1(preds, labels) == pytest.approx(200 / 3)
+    assert glue_metrics.matthews(preds, labels) == pytest.approx(100 / 6)
+    assert glue_metrics.binary_f1([0, 0], [1, 0]) == 0.0 and glue_metrics.binary_f1([0, 0], [0, 0]) == 0.0
+    assert glue_metrics.binary_f1([1, 0, 1], [1, 0, 1]) == 100.0
+    assert glue_metrics.matthews([1, 0, 1], [1, 0, 1]) == 100.0 and glue_metrics.matthews([0, 1, 0], [1, 0, 1]) == -100.0
+    assert glue_metrics.matthews([1, 1, 1, 1], [1, 0, 1, 0]) == 0.0  # constant predictions: undefined, 0 as sklearn
     # Three classes (Gorodkin): n=4, correct 2, pred counts (2,1,1), true (1,2,1): (8-5)/sqrt(10*10).
-    assert glue.matthews([0, 1, 2, 0], [0, 1, 1, 2]) == pytest.approx(30.0)
+    assert glue_metrics.matthews([0, 1, 2, 0], [0, 1, 1, 2]) == pytest.approx(30.0)
     assert set(metric_fractions([0, 1], [0, 1], 2)) == {"accuracy", "f1", "mcc"}
     assert set(metric_fractions([0, 2], [0, 1], 3)) == {"accuracy"}
 
@@ -222,9 +222,9 @@ def test_special_templates_match_the_hf_exports(models, tmp_path):
 
 
 def test_truncation_rules():
-    a, b = glue.truncate_pair(list(range(10)), list(range(3)), 8)
+    a, b = glue_recipes.truncate_longest_first_pop(list(range(10)), list(range(3)), 8)
     assert (len(a), len(b)) == (5, 3) and a == [0, 1, 2, 3, 4]
-    assert tuple(map(len, glue.truncate_pair(list(range(6)), list(range(6)), 7))) == (4, 3)
+    assert tuple(map(len, glue_recipes.truncate_longest_first_pop(list(range(6)), list(range(6)), 7))) == (4, 3)
     hf = glue_recipes.truncate_longest_first_hf
     assert tuple(map(len, hf(list(range(6)), list(range(6)), 7))) == (3, 4)
     assert tuple(map(len, hf(list(range(9)), list(range(6)), 7))) == (4, 3)
@@ -246,7 +246,7 @@ def test_learns_toy_task_shared_layout(models, shared_layout, backbone, backend)
     # Predictions are from the best epoch, in validation-file order, and reproduce the score.
     labels = [r["label"] for r in toy_rows(64, 2)]
     assert [p["id"] for p in entry["predictions"]] == [f"rte_{i}" for i in range(64)]
-    assert glue.accuracy([p["pred"] for p in entry["predictions"]], labels) == entry["score"]
+    assert glue_metrics.accuracy([p["pred"] for p in entry["predictions"]], labels) == entry["score"]
     assert results["boolq"] == {"status": "not_run", "reason": "no training data (train split absent in "
                                 f"{shared_layout / 'glue' / 'boolq' / 'train.jsonl'})"}
 
@@ -264,14 +264,14 @@ def test_2024_end_to_end_selection_mnli_mm_and_limits(models, official_layout):
     assert mrpc["score"] == mrpc["history"][mrpc["best_epoch"] - 1]["f1"]
     labels = [r["label"] for r in toy_rows(64, 4)][:32]
     preds = [p["pred"] for p in mrpc["predictions"]]
-    assert mrpc["f1"] == glue.binary_f1(preds, labels) and mrpc["mcc"] == glue.matthews(preds, labels)
+    assert mrpc["f1"] == glue_metrics.binary_f1(preds, labels) and mrpc["mcc"] == glue_metrics.matthews(preds, labels)
     assert mrpc["train_examples"] == 96 and mrpc["eval_examples"] == 32
     assert {"train_limit": 96, "eval_limit": 32, "max_epochs": 4}.items() <= mrpc["overrides"].items()
     assert mrpc["steps_per_epoch"] == 12  # the last partial batch is kept (96 / 8)
     assert mnli["selection_metric"] == "accuracy" and mnli["eval_examples"] == 32
     assert mm["status"] == "ok" and mm["trained_on"] == "mnli" and mm["best_epoch"] == mnli["best_epoch"]
     assert [p["id"] for p in mm["predictions"]] == [f"mnli-mm_{i}" for i in range(32)] and mm["metric"] == "accuracy"
-    assert mm["score"] == glue.accuracy([p["pred"] for p in mm["predictions"]],
+    assert mm["score"] == glue_metrics.accuracy([p["pred"] for p in mm["predictions"]],
                                         [r["label"] * 2 for r in toy_rows(40, 7)][:32])
 
 
@@ -338,13 +338,6 @@ def test_patience_stops_when_nothing_improves(models, shared_layout):
     entry = run_glue(models["ltgbert"], shared_layout, ["rte"], "mlm", FAST_CLEAN, settings, log=QUIET)["rte"]
     assert entry["best_epoch"] == 1 and entry["epochs_run"] == 3
     assert len({h["accuracy"] for h in entry["history"]}) == 1
-
-
-def test_settings_in_the_recipe_slot_mean_the_clean_recipe(models, shared_layout):
-    # runner.py before the pipelines rewrite calls run_glue(path, data, tasks, backend, GlueSettings(...)).
-    entry = run_glue(models["babyllama"], shared_layout, ["rte"], "causal",
-                     GlueSettings(max_epochs=1, train_limit=16, eval_limit=8), log=QUIET)["rte"]
-    assert entry["recipe"] == "clean" and entry["epochs_run"] == 1
 
 
 @pytest.mark.parametrize("where", ["glue_filtered", "evaluation_data/glue_filtered", "full_eval/glue_filtered",

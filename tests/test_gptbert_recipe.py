@@ -7,7 +7,7 @@ import torch
 from antlm.config import ConfigError, OptimConfig, build_config
 from antlm.data.masking import gptbert_span_mask
 from antlm.train.ema import WeightEma
-from antlm.train.loop import batch_sizes
+from antlm.data.batches import batch_sizes
 from antlm.train.optim import lr_at
 
 torch.set_num_threads(1)

@@ -1,6 +1,7 @@
 """The 2025 reading task: batched surprisal equals a plain one-at-a-time computation of the
 pipeline's rule, the OLS equals hand-computed and statsmodels values, and the real data's --limit
 form writes the official files."""
+import dataclasses
 import json
 import math
 
@@ -23,7 +24,7 @@ def tiny_run(tmp_path_factory):
 
 
 def _with_offset(model, offset):
-    model.antlm_config = {**model.antlm_config, "mlm_target_offset": offset}
+    model.antlm_meta = dataclasses.replace(model.antlm_meta, mlm_target_offset=offset)
     return model
 
 
@@ -178,22 +179,19 @@ def test_csv_reads_as_pandas_reads_it():
 
 @needs_data
 @pytest.mark.parametrize("backend", ["causal", "mntp"])
-def test_real_data_limit_writes_the_official_files(tiny_run, tmp_path, backend):
+def test_real_data_limit_gives_the_official_predictions_and_report(tiny_run, tmp_path, backend):
     model, tok = load_model(tiny_run)
     result = reading.run_reading(model, tok, READING_CSV, backend, limit=40, log=lambda m: None)
     assert result.summary()["rows"] == 40 and result.words_skipped == 0
-    out = reading.write_reading_outputs(result, tmp_path / "reading")
-    assert sorted(p.name for p in out.iterdir()) == ["correlations.txt", "prediction.jsonl", "predictions.json",
-                                                     "predictive_power.jsonl", "predictive_power_spillover.jsonl",
-                                                     "report.txt"]
-    predictions = json.loads((out / "predictions.json").read_text())
+    # predictions.json as the 2025 results folder holds it (antlm.eval.outputs.write_2025_layout).
+    predictions = json.loads(json.dumps(result.predictions))
     entries = predictions["reading"]["predictions"]
     assert [e["id"] for e in entries] == list(range(40)) and set(entries[0]) == {"id", "pred", "prev_pred"}
     assert all(e["pred"] > 0 for e in entries)
     assert [math.isnan(e["prev_pred"]) for e in entries] == [r.prev_item is None for r in result.rows]
-    report = (out / "report.txt").read_text().splitlines()
+    report = result.report_text().splitlines()
     assert report[0].startswith("EYE TRACKING SCORE: ") and report[1].startswith("SELF-PACED READING SCORE: ")
-    assert len((out / "predictive_power.jsonl").read_text().splitlines()) == len(reading.MEASURES)
+    assert len(result.scores.predictive_power) == len(reading.MEASURES)
     # The scores recomputed from predictions.json (calculate_results_from_pred.py's way) are the same.
     limited = tmp_path / "limited.csv"
     limited.write_text("".join(READING_CSV.read_text(encoding="utf-8").splitlines(keepends=True)[:41]))

@@ -43,18 +43,21 @@ def installed(tmp_path_factory):
     return venv, work
 
 
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "ANTLM_CORPUS")}
+    return {**env, "OMP_NUM_THREADS": "1"}
+
+
 def _antlm(installed, *args, timeout=600):
     venv, work = installed
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "ANTLM_CORPUS")}
-    env["OMP_NUM_THREADS"] = "1"
-    return subprocess.run([str(venv / "bin" / "antlm"), *args], cwd=work, env=env, capture_output=True, text=True,
+    return subprocess.run([str(venv / "bin" / "antlm"), *args], cwd=work, env=_env(), capture_output=True, text=True,
                           timeout=timeout)
 
 
 def test_wheel_is_self_contained(installed):
     venv, work = installed
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import antlm; print(antlm.__file__)"], cwd=work,
-                           capture_output=True, text=True, check=True).stdout
+                           env=_env(), capture_output=True, text=True, check=True).stdout
     assert str(venv) in where and str(REPO) not in where
     version = _antlm(installed, "--version")
     assert version.returncode == 0 and version.stdout.strip() == f"antlm {__version__}"

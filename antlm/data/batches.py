@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from antlm.config import RunConfig, default_target_offset
+from antlm.config_types import RunConfig, default_target_offset
 from antlm.data import tokenizer as tok_lib
 from antlm.data.lengths import parse_length_schedule
 from antlm.data.tokens import BlockDataset, grouped_blocks

@@ -63,6 +63,8 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple, Optional
 
+from antlm.atomic import WRITE_ERRORS, WriteError, reason_of
+
 GENERATOR_VERSION = 1
 DEFAULT_NUM_SENTENCES = 60000
 DEV_EVERY = 50  # sentence i goes to dev when i % 50 == 49: 2%, and prefix-stable like the stream
@@ -482,8 +484,18 @@ def write_corpus(out_dir: Path | str, num_sentences: int = DEFAULT_NUM_SENTENCES
     pairs = generate_minimal_pairs(pairs_per_phenomenon, seed, exclude=sentences)
     manifest = dict(key, words=sum(len(s.split()) for s in sentences))
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
+    try:
+        return _write_and_rename(tmp, out_dir, key, sentences, pairs, manifest)
+    except WRITE_ERRORS as err:  # a full disk: one line, and no partial copy left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise WriteError(out_dir, reason_of(err)) from None
+
+
+def _write_and_rename(tmp: Path, out_dir: Path, key: dict, sentences: list, pairs: dict, manifest: dict) -> Path:
+    """Not atomic.replace_dir: another process may have written the same corpus meanwhile, and then
+    its directory (which a reader may hold open) stays and this copy goes."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "corpus").mkdir(parents=True)
     (tmp / "minimal_pairs").mkdir()

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from antlm.atomic import replace_file, write_json
 from antlm.data.corpus import Corpus, iter_documents
 from antlm.data.tokenizer import EOS
 
@@ -59,12 +60,11 @@ def encode_files(paths: list[Path], tokenizer: Tokenizer) -> np.ndarray:
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        np.save(handle, array)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array)
+
+    replace_file(path, save, durable=True)
 
 
 @dataclass
@@ -99,9 +99,7 @@ def build_store(corpus: Corpus, tokenizer: Tokenizer, cache_dir: Path, log=print
             "vocab_size": tokenizer.get_vocab_size(),
         }
         # meta.json is written last: its presence marks a complete store.
-        tmp = directory / f".meta.json.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(meta, indent=1))
-        os.replace(tmp, meta_path)
+        write_json(meta_path, meta)
         log(f"tokenized {corpus.root}: {train.size:,} tokens in {seconds:.1f}s -> {directory}")
     meta = json.loads(meta_path.read_text())
     meta["directory"] = str(directory)
@@ -154,7 +152,7 @@ class BlockDataset:
 
     def blocks(self, positions: np.ndarray, epochs: Optional[np.ndarray] = None, seed: int = 0):
         """(input_ids, targets) as int64 [n, seq_len] for dataset positions: numpy arrays, or tensors
-        on the stream's device when the stream is a tensor (see train.loop.place_token_store).
+        on the stream's device when the stream is a tensor (see train.device.place_token_store).
         `epochs` (one per position) and `seed` choose the random offsets; None: offset 0."""
         starts = self.block_ids[positions] * self.seq_len
         if self.random_offsets and epochs is not None:

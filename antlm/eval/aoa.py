@@ -169,7 +169,7 @@ def model_surprisals(model, requests: list[Request], backend: str, mask_id: int,
     if backend == "causal":
         values = scoring.causal_scores(model, requests, batch_tokens, progress, overlong=policy)
     else:
-        values = scoring.pll_scores(model, requests, mask_id, model.antlm_config["mlm_target_offset"],
+        values = scoring.pll_scores(model, requests, mask_id, model.antlm_meta.mlm_target_offset,
                                     "original", "sum", batch_tokens, progress, overlong=policy)
     return [-v for v in values]
 
@@ -226,16 +226,6 @@ def aoa_surprisals(checkpoints, data_path: str | Path, backend: str, *, device: 
                          "total_steps": len(checkpoints), "completed_steps": len({r["step"] for r in results})},
             "results": results}
     return AoASurprisals(data, len(checkpoints), len(words), len(pairs), skipped, time.perf_counter() - start)
-
-
-def write_surprisals(data: dict, directory: str | Path) -> Path:
-    """`directory/surprisal.json`, as run.py writes it (indent 2). The pipeline's place for it is
-    `<output_dir>/<model>/main/zero_shot/<backend>/AoA_word/` (collate_preds.py reads it there)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "surprisal.json"
-    path.write_text(json.dumps(data, indent=2))
-    return path
 
 
 # --- the score ------------------------------------------------------------------------------

@@ -35,15 +35,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from antlm.errors import UserError
-from antlm.eval.glue_metrics import EarlyStopping, accuracy, binary_f1, matthews, metric_fractions  # noqa: F401
+from antlm.eval.glue_metrics import EarlyStopping, metric_fractions
 from antlm.eval.glue_recipes import (BACKENDS, DATA_TASKS, GLUE_CLEAN, NUM_LABELS, SCORES, TASK_FIELDS,
-                                     GlueRecipe, HeadSpec, SpecialTemplate, TaskHyper,
-                                     truncate_longest_first_pop)
+                                     GlueRecipe, HeadSpec, SpecialTemplate, TaskHyper)
 from antlm.model_io import load_model
 
-GLUE_TASKS = GLUE_CLEAN.tasks  # the default task list of runner.py before it takes a recipe
 MISMATCHED_OFFICIAL = ("mnli-mm.valid.jsonl", "mnli_mismatched.valid.jsonl", "mnli-mismatched.valid.jsonl")
-truncate_pair = truncate_longest_first_pop  # the name older callers use
 
 
 @dataclass
@@ -65,7 +62,6 @@ class GlueSettings:
     eval_batch_size: int = 128
 
 
-EXECUTION_ONLY = ("micro_batch_size", "eval_batch_size")  # change speed, not results
 
 
 def settings_from(overrides: Union[None, dict, GlueSettings]) -> GlueSettings:
@@ -439,8 +435,6 @@ def run_glue(model_path, data_dir, tasks: Optional[Iterable[str]] = None, backen
     validation-file order from the best epoch. "mnli-mm" has the same keys from MNLI's best epoch,
     ids "mnli-mm_<i>", and trained_on "mnli". A task that cannot run: {"status": "not_run", "reason"}.
     """
-    if isinstance(recipe, GlueSettings):  # runner.py before it takes a recipe passes settings here
-        recipe, overrides = GLUE_CLEAN, recipe
     settings = settings_from(overrides)
     explicit = tasks is not None
     wanted = [tasks] if isinstance(tasks, str) else list(tasks) if explicit else [*recipe.tasks, *recipe.extra_scores]

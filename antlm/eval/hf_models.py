@@ -38,6 +38,13 @@ class WindowConfig:
     vocab_size: int
 
 
+@dataclass(frozen=True)
+class HFMeta:
+    """What the scorers read of a model's metadata (antlm's own models carry model_io.ModelMeta)."""
+    backbone: str
+    mlm_target_offset: int
+
+
 def special_tokens_of(hf_tokenizer) -> SpecialTokens:
     text = "a b"
     plain = list(hf_tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -159,6 +166,6 @@ def load_hf_model(directory: Path, backend: str, device: str):
     if backend != "causal" and special.mask_id is None:
         raise UserError(f"{directory}: the tokenizer has no mask token, so --backend {backend} cannot mask")
     wrapped = HFCausalLM(model) if backend == "causal" else HFMaskedLM(model)
-    wrapped.antlm_config = {"backbone": f"hf-{model.config.model_type}", "format": "transformers",
-                            "mlm_target_offset": 1 if backend == "mntp" else 0}
+    # The backend asked for decides where a masked prediction is read (the 2025 pipeline's choice).
+    wrapped.antlm_meta = HFMeta(f"hf-{model.config.model_type}", 1 if backend == "mntp" else 0)
     return wrapped.to(device).eval(), tokenizer.backend_tokenizer, special

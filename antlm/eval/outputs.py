@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from antlm.atomic import WRITE_ERRORS, WriteError, reason_of
 from antlm.errors import UserError
 
 # The 2025 pipeline's --task name for each antlm zero-shot task (the supplement runs as `blimp`).
@@ -50,11 +51,28 @@ class Staged:
         return tmp
 
     def write_text(self, final: Path, text: str) -> None:
-        self.path_for(final).write_text(text, encoding="utf-8")
+        self._write(final, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    def write_gzip_json(self, final: Path, data) -> None:
+        def write(tmp: Path) -> None:
+            with gzip.open(tmp, "wt", encoding="utf-8") as handle:
+                json.dump(data, handle)
+
+        self._write(final, write)
+
+    def _write(self, final: Path, write) -> None:
+        """A full disk or a refused write is one WriteError line; discard() then removes every copy."""
+        try:
+            write(self.path_for(final))
+        except WRITE_ERRORS as err:
+            raise WriteError(final, reason_of(err)) from None
 
     def commit(self) -> None:
         for tmp, final in self.files:
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except OSError as err:
+                raise WriteError(final, reason_of(err)) from None
 
     def discard(self) -> None:
         for tmp, _ in self.files:
@@ -71,8 +89,7 @@ def write_outputs(results: dict, out: Path, submission_path: Optional[Path], res
         if submission_path is not None:
             # A submission holds one prediction per item: hybrid runs submit their causal predictions.
             backend = "causal" if "causal" in submission else next(iter(submission))
-            with gzip.open(staged.path_for(submission_path), "wt", encoding="utf-8") as handle:
-                json.dump(build_submission(submission[backend]), handle)
+            staged.write_gzip_json(submission_path, build_submission(submission[backend]))
         if results_dir is not None:
             write_2025_layout(results, submission, results_dir, revision, staged)
         staged.commit()

@@ -31,7 +31,6 @@ The OLS is statsmodels' (`smf.ols(...).fit()`: pinv solution, R2, AIC, t and p v
 from __future__ import annotations
 
 import csv
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -116,7 +115,7 @@ def check_backend(model, backend: str) -> None:
         raise UserError(f"unknown backend '{backend}' ({', '.join(BACKENDS)})")
     if backend == "causal":
         return
-    offset = model.antlm_config["mlm_target_offset"]
+    offset = model.antlm_meta.mlm_target_offset
     wanted = {"mlm": 0, "mntp": 1}[backend]
     if offset != wanted:
         right = {0: "mlm", 1: "mntp"}.get(offset)
@@ -201,7 +200,7 @@ def score_words(model, tokenizer, pairs: Sequence[tuple[str, str]], backend: str
     if backend == "causal":
         values = scoring.causal_scores(model, requests, batch_tokens, progress, overlong=policy)
     else:
-        values = scoring.pll_scores(model, requests, scoring.mask_id_of(tokenizer), model.antlm_config["mlm_target_offset"],
+        values = scoring.pll_scores(model, requests, scoring.mask_id_of(tokenizer), model.antlm_meta.mlm_target_offset,
                                     "original", "sum", batch_tokens, progress, overlong=policy)
     surprisals = [-sum(values[i] for i in ids) for ids in plan]
     skipped = sum(math.isnan(s) for s in surprisals)
@@ -398,22 +397,3 @@ def run_reading(model, tokenizer, csv_path: str | Path, backend: str, *,
                                                for r, p, q in zip(rows, preds, prev_preds)]}}
     return ReadingResult(scores, predictions, rows, preds, prev_preds, backend, skipped,
                          time.perf_counter() - start)
-
-
-def write_reading_outputs(result: ReadingResult, directory: str | Path) -> Path:
-    """The files run.py writes into `<model>/<revision>/zero_shot/<backend>/reading/`."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    # json.dumps writes NaN as NaN, as the pipeline's files have it (Python's json reads it back).
-    with open(directory / "prediction.jsonl", "w", encoding="utf-8") as handle:
-        for row, pred, prev in zip(result.rows, result.preds, result.prev_preds):
-            handle.write(json.dumps({"Index": row.index, "Sentence": row.item, "Word": row.word,
-                                     "Logprob": pred, "Prev_Logprob": prev}) + "\n")
-    (directory / "predictions.json").write_text(json.dumps(result.predictions))
-    (directory / "correlations.txt").write_text(
-        "".join(f"{k}\t{v:.4f}\n" for k, v in result.scores.correlations.items()))
-    for name, table in (("predictive_power", result.scores.predictive_power),
-                        ("predictive_power_spillover", result.scores.predictive_power_spillover)):
-        (directory / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in table))
-    (directory / "report.txt").write_text(result.report_text())
-    return directory

@@ -68,9 +68,9 @@ def score_items(model, tokenizer, items: list[Item], backend: str, options: Eval
     """{temperature: per item, one score per option}; NaN where the over-long policy skipped an input.
     `stats`, when given, receives the policy and how many inputs were cut or skipped."""
     pipeline = pipelines.get(options.mode)
-    model_offset = model.antlm_config["mlm_target_offset"]
+    model_offset = model.antlm_meta.mlm_target_offset
     special = getattr(model, "special_tokens", None)
-    ctx = ScoringContext(tokenizer, model.antlm_config["backbone"], model_offset, special)
+    ctx = ScoringContext(tokenizer, model.antlm_meta.backbone, model_offset, special)
     requests, owners, shared = [], [], []
     for index, item in enumerate(items):
         encoded = pipeline.encode(item, backend, ctx)
@@ -205,7 +205,7 @@ def best_temperature(by_temperature: dict[float, dict]) -> float:
 def evaluate_zero_shot(model, tokenizer, data_dir: Path, backend: str, options: EvalOptions, log: Callable) -> tuple[dict, dict]:
     """(scores, predictions) for the zero-shot tasks asked for."""
     pipeline = pipelines.get(options.mode)
-    model_offset = model.antlm_config["mlm_target_offset"]
+    model_offset = model.antlm_meta.mlm_target_offset
     scores, predictions = {}, {}
     for task in [t for t in options.tasks if t in ZERO_SHOT_TASKS]:
         start = time.perf_counter()
@@ -267,7 +267,7 @@ def _reading(model_path, model, tokenizer, data_dir, backend, options, log) -> t
     scores = result.scores
     entry = {"score": None, "metric": "r2_gain", "subtasks": {"eye_tracking": scores.eye_tracking_score,
                                                               "self_paced_reading": scores.self_paced_reading_score},
-             "items": len(result.rows), "dataset": "reading", "label": label_for(options, backend, model.antlm_config["mlm_target_offset"], 1.0),
+             "items": len(result.rows), "dataset": "reading", "label": label_for(options, backend, model.antlm_meta.mlm_target_offset, 1.0),
              "overlong": {"policy": overlong, "items_skipped": result.words_skipped}, "seconds": round(result.seconds, 1),
              "note": "two scores, as calculate_results_from_pred.py prints them: READING (ET) and READING (SPR)"}
     log(f"reading [{backend}]: eye tracking {scores.eye_tracking_score:.2f}, self-paced reading "
@@ -293,7 +293,7 @@ def _aoa(model_path, model, tokenizer, data_dir, backend, options, log) -> tuple
     fit = aoa_score(surprisals.data, human, log=log)
     entry = {"score": fit.curve_fitness, "metric": "pearson_r", "subtasks": {"aoa": fit.curve_fitness},
              "items": surprisals.contexts, "dataset": "aoa", "checkpoints": surprisals.checkpoints, "words_fitted": fit.n_words,
-             "label": label_for(options, backend, model.antlm_config["mlm_target_offset"], 1.0) | {"eval_set": "full"},
+             "label": label_for(options, backend, model.antlm_meta.mlm_target_offset, 1.0) | {"eval_set": "full"},
              "overlong": {"policy": overlong, "items_skipped": surprisals.contexts_skipped}, "seconds": round(surprisals.seconds, 1)}
     log(f"aoa [{backend}]: curve fitness r={fit.curve_fitness:.3f} over {fit.n_words} words, {surprisals.checkpoints} checkpoints")
     return entry, surprisals.data
@@ -345,14 +345,14 @@ def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callab
     check_options(options, pipeline)
     layout = detect_layout(data_dir)
     model, tokenizer = load_scored_model(model_path, options)
-    model_offset = model.antlm_config["mlm_target_offset"]
+    model_offset = model.antlm_meta.mlm_target_offset
     backends = [options.backend] if options.backend != "hybrid" else pipeline.hybrid_backends(model_offset)
     for backend in backends:
         problem = pipeline.masked_backend_problem(backend, model_offset)
         if problem:
             raise UserError(problem)
     results = {
-        "model": str(model_path), "backbone": model.antlm_config["backbone"], "data": str(data_dir),
+        "model": str(model_path), "backbone": model.antlm_meta.backbone, "data": str(data_dir),
         "layout": layout, "mode": options.mode, "backend": options.backend, "variant": options.variant,
         "eval_set": options.eval_set, "limit": options.limit, "tasks": options.tasks, "results": {}, "complete": False,
         "overlong": {b: overlong_for(options, b) for b in backends},

@@ -169,11 +169,8 @@ def evaluate_series(run_dir: Path, data_dir: Path, options: EvalOptions, log: Ca
         if results_dir is not None:
             _stage(staged, results, predictions, run_dir, Path(results_dir), revision)
         if submission_path is not None:
-            import gzip
-
             backend = "causal" if "causal" in predictions else next(iter(predictions))
-            with gzip.open(staged.path_for(Path(submission_path)), "wt", encoding="utf-8") as handle:
-                json.dump(build_submission(predictions[backend]), handle)
+            staged.write_gzip_json(Path(submission_path), build_submission(predictions[backend]))
         if out is not None:
             staged.write_text(Path(out), json.dumps(results, indent=1))
         staged.commit()

@@ -41,7 +41,6 @@ remote code unless given `trust_remote_code=True` (answering no still loads the 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +49,8 @@ import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, processors
 
-from antlm.config import bucket_max
+from antlm.atomic import replace_dir
+from antlm.config_types import bucket_max
 from antlm.data.tokenizer import BOS, EOS, MASK, PAD, UNK
 from antlm.errors import UserError
 from antlm.model_io import load_model
@@ -115,47 +115,20 @@ def export_hf(model_path: str | Path, out_dir: str | Path, force: bool = False) 
         # --force would replace the directory that holds the model being exported.
         raise UserError(f"the export directory {out} must not contain the model {model_path}")
     model, tokenizer = load_model(model_path)
-    meta = model.antlm_config
-    backbone = meta["backbone"]
-    if backbone == "ltgbert" and meta.get("mlm_target_offset", 0) != 0:
+    meta = model.antlm_meta
+    backbone = meta.backbone
+    if backbone == "ltgbert" and meta.mlm_target_offset != 0:
         # A masked-LM class promises in-place predictions; shifted (MNTP) logits would silently
         # score the wrong tokens under any HF masked-LM scorer.
         raise UserError("only LTG-BERT models trained with mlm.target_offset=0 can be exported as a masked LM")
 
+    writers = {"babyllama": _write_llama, "ltgbert": _write_ltgbert, "gptbert": _write_gptbert}
+    if backbone not in writers:
+        raise UserError(f"cannot export backbone '{backbone}' to Hugging Face")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        if backbone == "babyllama":
-            _write_llama(tmp, model, tokenizer)
-        elif backbone == "ltgbert":
-            _write_ltgbert(tmp, model, tokenizer)
-        elif backbone == "gptbert":
-            _write_gptbert(tmp, model, tokenizer)
-        else:
-            raise UserError(f"cannot export backbone '{backbone}' to Hugging Face")
-        _replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    with replace_dir(out) as tmp:
+        writers[backbone](tmp, model, tokenizer)
     return out
-
-
-def _replace(tmp: Path, out: Path) -> None:
-    # Move the old directory aside first so that a failure never leaves `out` half-written.
-    old = None
-    if out.exists() or out.is_symlink():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.rename(out, old)
-    os.rename(tmp, out)
-    if old is None:
-        return
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old)
-    else:
-        old.unlink()
 
 
 def _save_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:
@@ -332,7 +305,7 @@ def gptbert_config(cfg, tokenizer: Tokenizer, target_offset: int) -> dict:
 
 
 def _write_gptbert(directory: Path, model, tokenizer: Tokenizer) -> None:
-    config = gptbert_config(model.cfg, tokenizer, model.antlm_config.get("mlm_target_offset", 1))
+    config = gptbert_config(model.cfg, tokenizer, model.antlm_meta.mlm_target_offset)
     state = {(name if name.startswith("head.") else f"gptbert.{name}"): tensor
              for name, tensor in model.state_dict().items() if name != "head.decoder.weight"}
     write_encoder_export(directory, state, config, GPTBERT_SHIPPED, tokenizer, model.cfg.max_seq_len)

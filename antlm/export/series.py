@@ -16,8 +16,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from antlm.atomic import replace_dir
 from antlm.errors import UserError
-from antlm.export.hf import _replace, export_hf
+from antlm.export.hf import export_hf
 from antlm.train.series import written_series
 
 GIT_IDENTITY = ["-c", "user.name=antlm", "-c", "user.email=antlm@localhost", "-c", "commit.gpgsign=false"]
@@ -59,18 +60,11 @@ def export_series(run: str | Path, out_dir: str | Path, force: bool = False) -> 
         raise UserError("--series needs the git command line (it writes a git repository)")
     out.parent.mkdir(parents=True, exist_ok=True)
     # Built beside OUT and renamed into place: OUT appears complete or not at all.
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        with tempfile.TemporaryDirectory(prefix="antlm-series-") as scratch:
-            _git(tmp, "init", "-q", "-b", "main")
-            _commit_tree(tmp, run / "final", Path(scratch), "main", f"final model of {run.name}", first=True)
-            for name, path, entry in series:
-                _commit_tree(tmp, path, Path(scratch), name, f"{name}: step {entry['step']}, "
-                             f"{entry['words_seen']:,} words seen", first=False)
-            _git(tmp, "checkout", "-q", "-f", "main")
-        _replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with replace_dir(out) as tmp, tempfile.TemporaryDirectory(prefix="antlm-series-") as scratch:
+        _git(tmp, "init", "-q", "-b", "main")
+        _commit_tree(tmp, run / "final", Path(scratch), "main", f"final model of {run.name}", first=True)
+        for name, path, entry in series:
+            _commit_tree(tmp, path, Path(scratch), name, f"{name}: step {entry['step']}, "
+                         f"{entry['words_seen']:,} words seen", first=False)
+        _git(tmp, "checkout", "-q", "-f", "main")
     return out, ["main", *(name for name, _, _ in series)]

@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from antlm.config import ModelConfig, resolve_model_defaults
-from antlm.models.fused_head import head_loss
+from antlm.config_types import ModelConfig, resolve_model_defaults
+from antlm.models.fused_head import head_loss, select_positions
 from antlm.models.kv_cache import KVCache, continuation_mask
 
 
@@ -216,8 +216,6 @@ class BabyLlama(nn.Module):
         the full logits (models/fused_head.py); with `distill` (antlm.distill.DistillInputs, the
         teachers' head inputs at the same rows) the summed distillation loss; `z_loss` adds that
         coefficient times the summed squared log-normaliser (train.z_loss)."""
-        from antlm.models import select_positions
-
         hidden = self.hidden_states(input_ids, causal, attention_mask, query_index)
         hidden = hidden if query_index is not None else select_positions(hidden, target_mask, target_index)
         if targets is not None:
@@ -228,8 +226,6 @@ class BabyLlama(nn.Module):
                     target_index: Optional[torch.Tensor] = None):
         """(features at the selected rows, head weight, head bias): what a student distilling from
         this model needs of it, without its logits."""
-        from antlm.models import select_positions
-
         hidden = select_positions(self.hidden_states(input_ids, causal), target_mask, target_index)
         return hidden, self.lm_head.weight, None
 

@@ -221,3 +221,16 @@ def head_loss(features: Tensor, weight: Tensor, bias: Optional[Tensor], targets:
         raise ValueError("z_loss is not implemented with distillation")
     return linear_distill_loss(features, weight, bias, targets, distill.teachers, distill.alpha, distill.kl_weight,
                                distill.temperature, distill.weighting)[0]
+
+
+def select_positions(
+    hidden: torch.Tensor, target_mask: Optional[torch.Tensor] = None, target_index: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """The rows of `hidden` [B, T, H] the LM head runs on. MLM predicts ~15% of positions, so the
+    vocabulary projection (often the largest matmul of a small model) runs only there: given as a
+    bool mask (a data-dependent count) or as flat indices into B*T (a fixed count, for torch.compile)."""
+    if target_index is not None:
+        return hidden.reshape(-1, hidden.size(-1)).index_select(0, target_index)
+    if target_mask is not None:
+        return hidden[target_mask.to(device=hidden.device, dtype=torch.bool)]
+    return hidden

@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from antlm.config import ModelConfig, bucket_max, resolve_model_defaults
-from antlm.models.fused_head import head_loss
+from antlm.config_types import ModelConfig, bucket_max, resolve_model_defaults
+from antlm.models.fused_head import head_loss, select_positions
 from antlm.models.kv_cache import KVCache, continuation_mask
 
 
@@ -105,12 +105,7 @@ class Attention(nn.Module):
             rows = torch.arange(q.size(0), device=q.device)
             q = q[rows, :, query].unsqueeze(2)  # [B, heads, 1, d]
             gate = None if gate is None else gate[rows, query].unsqueeze(1)
-        rel = self.dropout(rel)
-        if reference:
-            context = self._reference_attention(q, k, v, rel, index, blocked)
-        else:
-            context = self._fast_attention(q, k, v, rel, index, blocked)
-        return self._finish(context.transpose(1, 2).flatten(2), gate)
+        return self._finish(self._attend(q, k, v, rel, index, blocked, reference), gate)
 
     def decode(self, x: Tensor, rel: Tensor, index: Tensor, blocked: Tensor,
                past: Optional[tuple[Tensor, Tensor]]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
@@ -120,8 +115,13 @@ class Attention(nn.Module):
         q, k, v, gate = self._project(self.pre_norm(x))
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
-        context = self._fast_attention(q, k, v, rel, index, blocked)
-        return self._finish(context.transpose(1, 2).flatten(2), gate), (k, v)
+        return self._finish(self._attend(q, k, v, rel, index, blocked, False), gate), (k, v)
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, rel: Tensor, index: Tensor, blocked: Optional[Tensor],
+                reference: bool) -> Tensor:
+        """The attention context, [B, T, h], by the fast or the reference kernel."""
+        attention = self._reference_attention if reference else self._fast_attention
+        return attention(q, k, v, self.dropout(rel), index, blocked).transpose(1, 2).flatten(2)
 
     def _fast_attention(self, q: Tensor, k: Tensor, v: Tensor, rel: Tensor, index: Tensor,
                         blocked: Optional[Tensor]) -> Tensor:
@@ -211,11 +211,15 @@ class LmHead(nn.Module):
 
 
 class LtgBert(nn.Module):
+    """The encoder; GPT-BERT (antlm/models/gptbert.py) subclasses it, changing the layer, the
+    parameters beside the layers and how the layers run (`_run_layers`)."""
+    layer_class = EncoderLayer
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         cfg = resolve_model_defaults(cfg)
         if cfg.vocab_size <= 0:
-            raise ValueError(f"LtgBert needs model.vocab_size > 0 (set from the tokenizer), got {cfg.vocab_size}")
+            raise ValueError(f"{type(self).__name__} needs model.vocab_size > 0 (set from the tokenizer), got {cfg.vocab_size}")
         if cfg.hidden_size % cfg.num_heads:
             raise ValueError(f"hidden_size ({cfg.hidden_size}) must be divisible by num_heads ({cfg.num_heads})")
         if cfg.position_buckets < 2:
@@ -236,9 +240,13 @@ class LtgBert(nn.Module):
         # the offset); projecting only that band saves most of the table work on short inputs.
         self.table_band = [(int(buckets[:t, :t].min()), int(buckets[:t, :t].max()) + 1)
                            for t in range(1, cfg.max_seq_len + 1)]
-        self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.num_layers))
+        self.layers = nn.ModuleList(self.layer_class(cfg) for _ in range(cfg.num_layers))
+        self._add_layer_parameters(cfg)  # registered before the head: the parameter order is the checkpoint's
         self.head = LmHead(cfg, self.word_embedding.weight)
         self._init_weights()
+
+    def _add_layer_parameters(self, cfg: ModelConfig) -> None:
+        """A subclass's parameters beside the layers (GPT-BERT's layer weights); LTG-BERT has none."""
 
     @torch.no_grad()
     def _init_weights(self) -> None:
@@ -293,30 +301,44 @@ class LtgBert(nn.Module):
         if attention_mask is not None and attention_mask.shape != input_ids.shape:
             raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match "
                              f"input_ids shape {tuple(input_ids.shape)}")
-        x = self.embedding_dropout(self.embedding_norm(self.word_embedding(input_ids)))
         if query_index is not None and causal:
             raise ValueError("query_index is for bidirectional scoring (causal=False)")
+        x = self.embedding_dropout(self.embedding_norm(self.word_embedding(input_ids)))
         low, high = self.table_band[length - 1]
         rel = self.relative_norm(self.relative_embedding[low:high])
         index = self.bucket_index[:length, :length] - low
         blocked = self._blocked_mask(length, causal, attention_mask, x.device)
-        query = None if self.use_reference else query_index
-        last = len(self.layers) - 1
-        for depth, layer in enumerate(self.layers):
-            if depth == last and query is not None:
-                rows = torch.arange(x.size(0), device=x.device)
-                index = index[query].unsqueeze(1).unsqueeze(1)  # [B, 1, 1, T]
-                if blocked is not None:
-                    blocked = blocked.expand(x.size(0), -1, length, -1)[rows, :, query].unsqueeze(2)
-                return layer(x, rel, index, blocked, False, query).squeeze(1)
-            x = layer(x, rel, index, blocked, self.use_reference)
+        if query_index is not None and not self.use_reference:
+            return self._run_layers(x, rel, index, blocked, query_index)
+        x = self._run_layers(x, rel, index, blocked, None)
         if query_index is not None:  # the reference path computes every row, then picks
             return x[torch.arange(x.size(0), device=x.device), query_index]
         return x
 
-    def decode_inputs(self, input_ids: Tensor, past: Optional[KVCache]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(embedded new tokens, relative table, bucket index, blocked mask) for causal inference that
-        continues the cached positions of each row."""
+    @staticmethod
+    def _query_rows(index: Tensor, blocked: Optional[Tensor], query: Tensor, batch: int) -> tuple:
+        """`index` and `blocked` for the last layer when it runs for one query row per sequence."""
+        length = index.size(-1)
+        index = index[query].unsqueeze(1).unsqueeze(1)  # [B, 1, 1, T]
+        if blocked is not None:
+            rows = torch.arange(batch, device=index.device)
+            blocked = blocked.expand(batch, -1, length, -1)[rows, :, query].unsqueeze(2)
+        return index, blocked
+
+    def _run_layers(self, x: Tensor, rel: Tensor, index: Tensor, blocked: Optional[Tensor],
+                    query: Optional[Tensor]) -> Tensor:
+        """The layers over the embedded input: [B, T, h], or [B, h] for the `query` rows."""
+        last = len(self.layers) - 1
+        for depth, layer in enumerate(self.layers):
+            if depth == last and query is not None:
+                index, blocked = self._query_rows(index, blocked, query, x.size(0))
+                return layer(x, rel, index, blocked, False, query).squeeze(1)
+            x = layer(x, rel, index, blocked, self.use_reference)
+        return x
+
+    def decode(self, input_ids: Tensor, past: Optional[KVCache] = None) -> tuple[Tensor, KVCache]:
+        """Causal inference with a cache (as `BabyLlama.decode`): the final hidden states of
+        `input_ids`, which continue the cached positions of each row, and the cache of all positions."""
         start = past.length if past is not None else 0
         end = start + input_ids.size(1)
         if end > self.max_seq_len:
@@ -326,12 +348,11 @@ class LtgBert(nn.Module):
         low, high = self.table_band[end - 1]
         rel = self.relative_norm(self.relative_embedding[low:high])
         index = self.bucket_index[start:end, :end] - low
-        return x, rel, index, ~continuation_mask(input_ids.size(1), start, x.device)
+        blocked = ~continuation_mask(input_ids.size(1), start, x.device)
+        return self._decode_layers(x, rel, index, blocked, past)
 
-    def decode(self, input_ids: Tensor, past: Optional[KVCache] = None) -> tuple[Tensor, KVCache]:
-        """Causal inference with a cache (as `BabyLlama.decode`): the final hidden states of
-        `input_ids`, which continue the cached positions, and the cache of all positions."""
-        x, rel, index, blocked = self.decode_inputs(input_ids, past)
+    def _decode_layers(self, x: Tensor, rel: Tensor, index: Tensor, blocked: Tensor,
+                       past: Optional[KVCache]) -> tuple[Tensor, KVCache]:
         layers = []
         for depth, layer in enumerate(self.layers):
             attended, kv = layer.attention.decode(x, rel, index, blocked, past.layers[depth] if past else None)
@@ -348,10 +369,8 @@ class LtgBert(nn.Module):
                 targets: Optional[Tensor] = None, query_index: Optional[Tensor] = None, distill=None,
                 z_loss: float = 0.0) -> Tensor:
         """The contract of `BabyLlama.forward`: logits at all, selected ([N, V]) or one-per-row
-        (`query_index`, [B, V]) positions, or with `targets` their summed cross-entropy (with
-        `distill`, the summed distillation loss)."""
-        from antlm.models import select_positions
-
+        (`query_index`, [B, V]) positions, or with `targets` their summed cross-entropy (plus
+        `z_loss` times the summed squared log-normaliser; with `distill`, the distillation loss)."""
         hidden = self.hidden_states(input_ids, causal, attention_mask, query_index)
         hidden = hidden if query_index is not None else select_positions(hidden, target_mask, target_index)
         if targets is not None:
@@ -362,7 +381,5 @@ class LtgBert(nn.Module):
     def head_inputs(self, input_ids: Tensor, causal: bool, target_mask: Optional[Tensor] = None,
                     target_index: Optional[Tensor] = None):
         """The contract of `BabyLlama.head_inputs`: (features, head weight, head bias) at the rows."""
-        from antlm.models import select_positions
-
         hidden = select_positions(self.hidden_states(input_ids, causal), target_mask, target_index)
         return self.head.features(hidden), self.head.decoder.weight, self.head.decoder.bias

@@ -18,6 +18,7 @@ from typing import Optional
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from antlm.atomic import WriteError, replace_dir
 from antlm.errors import UserError
 
 PREFIX = "step_"
@@ -34,23 +35,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
@@ -79,25 +63,22 @@ def save_checkpoint(
     """`extra_tensors` (the weight EMA's, names prefixed) are stored in trainer.safetensors."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:08d}"
-    tmp = root / f".tmp-{final.name}-{os.getpid()}"
     try:
-        _write_checkpoint(tmp, final, root, model, optimizer, {**state, "step": step}, extra_tensors or {})
-    except OSError as err:
-        # Disk full or permissions changed under a running job: drop the partial copy (so it holds
-        # no space) and stop with what is still safe to resume from.
-        shutil.rmtree(tmp, ignore_errors=True)
+        # Durable: every file and the rename reach the disk before the run goes on.
+        with replace_dir(final, durable=True, tmp=root / f".tmp-{final.name}-{os.getpid()}") as tmp:
+            _write_checkpoint(tmp, model, optimizer, {**state, "step": step}, extra_tensors or {})
+    except WriteError as err:
+        # Disk full or permissions changed under a running job: the partial copy is gone (it holds
+        # no space); stop with what is still safe to resume from.
         older = [p.name for p in list_checkpoints(root) if p != final]
         kept = f"the newest earlier checkpoint, {older[-1]}, is untouched" if older else "no earlier checkpoint exists"
-        raise CheckpointError(f"could not write checkpoint {final}: {err.strerror or err}; {kept}; "
+        raise CheckpointError(f"could not write checkpoint {final}: {err.reason}; {kept}; "
                               "free space or fix permissions, then --resume") from None
     return final
 
 
-def _write_checkpoint(tmp: Path, final: Path, root: Path, model: torch.nn.Module,
-                      optimizer: torch.optim.Optimizer, state: dict, extra_tensors: dict) -> None:
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+def _write_checkpoint(tmp: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict,
+                      extra_tensors: dict) -> None:
     save_model(model, str(tmp / "model.safetensors"))
     tensors, param_groups = _optimizer_tensors(optimizer)
     tensors.update(extra_tensors)
@@ -106,15 +87,7 @@ def _write_checkpoint(tmp: Path, final: Path, root: Path, model: torch.nn.Module
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     save_file(tensors, str(tmp / "trainer.safetensors"))
     (tmp / "state.json").write_text(json.dumps({**state, "param_groups": param_groups}, indent=1))
-    for name in FILES:
-        with open(tmp / name, "rb+") as handle:
-            os.fsync(handle.fileno())
-    write_json_atomic(tmp / "manifest.json", {name: _sha256(tmp / name) for name in FILES})
-    _fsync_dir(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-    _fsync_dir(root)
+    (tmp / "manifest.json").write_text(json.dumps({name: _sha256(tmp / name) for name in FILES}, indent=1))
 
 
 def verify(path: Path) -> Optional[str]:

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from antlm.config import OptimConfig
+from antlm.config_types import OptimConfig
 
 
 def lr_at(step: int, total_steps: int, cfg: OptimConfig) -> float:

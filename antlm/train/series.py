@@ -21,11 +21,12 @@ import torch
 from safetensors.torch import save_model
 from tokenizers import Tokenizer
 
-from antlm.config import RunConfig
+from antlm.atomic import WriteError, replace_dir, write_json
+from antlm.config_types import RunConfig
 from antlm.model_io import model_config_json
 from antlm.tracks import crossed, get_track, milestone_name, parse_milestones, words_after
 from antlm.errors import UserError
-from antlm.train.checkpoint import CheckpointError, _fsync_dir, write_json_atomic
+from antlm.train.checkpoint import CheckpointError
 
 SERIES_DIR = "word_checkpoints"
 SERIES_FILE = "series.json"
@@ -89,7 +90,7 @@ class Series:
 
     def _write_index(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.root / SERIES_FILE, {
+        write_json(self.root / SERIES_FILE, durable=True, data={
             "track": self.cfg.data.track, "corpus_words": self.corpus_words, "steps_per_epoch": self.steps_per_epoch,
             "total_words": self.total_words, "milestones": [milestone_name(m) for m in self.milestones],
             "not_reached": [milestone_name(m) for m in self.beyond],
@@ -97,25 +98,14 @@ class Series:
         })
 
     def _save(self, final: Path, model: torch.nn.Module, tokenizer: Tokenizer, entry: dict) -> None:
-        tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}")
         try:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            save_model(model, str(tmp / "model.safetensors"))
-            meta = {**model_config_json(self.cfg, tokenizer), "track": self.cfg.data.track, **entry}
-            (tmp / "config.json").write_text(json.dumps(meta, indent=1))
-            tokenizer.save(str(tmp / "tokenizer.json"))
-            for name in ("model.safetensors", "config.json", "tokenizer.json"):
-                with open(tmp / name, "rb+") as handle:
-                    os.fsync(handle.fileno())
-            _fsync_dir(tmp)
-            if final.exists():
-                shutil.rmtree(final)
-            os.rename(tmp, final)
-            _fsync_dir(final.parent)
-        except OSError as err:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise CheckpointError(f"could not write word checkpoint {final}: {err.strerror or err}; "
+            with replace_dir(final, durable=True, tmp=final.with_name(f".tmp-{final.name}-{os.getpid()}")) as tmp:
+                save_model(model, str(tmp / "model.safetensors"))
+                meta = {**model_config_json(self.cfg, tokenizer), "track": self.cfg.data.track, **entry}
+                (tmp / "config.json").write_text(json.dumps(meta, indent=1))
+                tokenizer.save(str(tmp / "tokenizer.json"))
+        except WriteError as err:
+            raise CheckpointError(f"could not write word checkpoint {final}: {err.reason}; "
                                   "free space or fix permissions, then --resume") from None
 
 

@@ -17,21 +17,18 @@ import torch
 from tokenizers import Tokenizer
 
 from antlm import config as config_lib
-from antlm.config import RunConfig
+from antlm.atomic import replace_file, write_json, write_text
+from antlm.config_types import RunConfig
 from antlm.data import tokenizer as tok_lib
 from antlm.data.corpus import Corpus, check_budget, count_words, find_corpus, iter_documents
 from antlm.data.tokens import BlockDataset, TokenStore, build_store, default_cache_dir, split_dev
-from antlm.errors import UserError
+from antlm.errors import RunError
 from antlm.tracks import check_corpus, get_track
 
 RUN_MARKERS = ("config.yaml", "metrics.jsonl", "checkpoints", "final")
 # Keys that may differ between a run and its resumption: they do not change what is computed.
 RESUMABLE_KEYS = {("train", "progress"), ("train", "threads"), ("train", "max_steps"), ("train", "device"),
                   ("train", "progress_every_s"), ("train", "log_to")}
-
-
-class RunError(UserError):
-    pass
 
 
 @dataclass
@@ -105,10 +102,36 @@ def lock_out_dir(out: Path):
 
 def release_out_dir(handle) -> None:
     """Close the lock. A lock file this process created goes too unless the run started (the loop
-    then clears `created_here`), so a refused command leaves the directory as it found it."""
+    then clears `created_here` through OutDirLock.started), so a refused command leaves the directory as it found it."""
     if getattr(handle, "created_here", False):
         Path(handle.name).unlink(missing_ok=True)
     handle.close()
+
+
+class OutDirLock:
+    """`with OutDirLock(out, is_main) as lock:` holds the out dir's lock for the whole command. An
+    existing out dir is locked before it is inspected; a new one once the run creates it, in
+    `started()`, which also keeps the lock file with the run. Ranks other than 0 take no lock."""
+
+    def __init__(self, out: Path, enabled: bool = True):
+        self.out, self.enabled, self.handle = out, enabled, None
+
+    def __enter__(self) -> "OutDirLock":
+        if self.enabled and self.out.is_dir():
+            self.handle = lock_out_dir(self.out)
+        return self
+
+    def started(self) -> None:
+        """The run has started (out/ exists and is claimed): its lock file now stays with it."""
+        if not self.enabled:
+            return
+        if self.handle is None:
+            self.handle = lock_out_dir(self.out)
+        self.handle.created_here = False
+
+    def __exit__(self, *exc) -> None:
+        if self.handle is not None:
+            release_out_dir(self.handle)
 
 
 def claim_out_dir(out: Path, resume: bool) -> None:
@@ -170,9 +193,7 @@ def get_tokenizer(cfg: RunConfig, corpus: Corpus, out: Optional[Path], log: Call
     log(f"training a {cfg.data.vocab_size}-token BPE tokenizer on {corpus.root}")
     tokenizer = tok_lib.train_tokenizer(iter_documents(corpus.train_files), cfg.data.vocab_size)
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(f".{cached.name}.tmp-{os.getpid()}")
-    tokenizer.save(str(tmp))
-    os.replace(tmp, cached)
+    replace_file(cached, lambda tmp: tokenizer.save(str(tmp)))
     return tokenizer
 
 
@@ -197,16 +218,25 @@ def prepare_data(cfg: RunConfig, out: Optional[Path], log: Callable = print) -> 
     return RunData(corpus, words, tokenizer, store, train, dev)
 
 
-def write_run_files(out: Path, cfg: RunConfig, tokenizer: Tokenizer, info: dict) -> None:
-    from antlm.train.checkpoint import write_json_atomic
+def rewrite_metrics(path: Path, up_to_step: int) -> None:
+    """On resume, drop rows logged after the checkpoint: they will be logged again."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= up_to_step:
+                keep.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a line torn by a crash mid-write: it is after the checkpoint anyway
+    write_text(path, "".join(line + "\n" for line in keep))
 
-    tmp = out / f".config.yaml.tmp-{os.getpid()}"
-    tmp.write_text(config_lib.dump_yaml(cfg))
-    os.replace(tmp, out / "config.yaml")
+
+def write_run_files(out: Path, cfg: RunConfig, tokenizer: Tokenizer, info: dict) -> None:
+    write_text(out / "config.yaml", config_lib.dump_yaml(cfg))
     if not (out / "tokenizer.json").is_file():
-        tokenizer.save(str(out / ".tokenizer.json.tmp"))
-        os.replace(out / ".tokenizer.json.tmp", out / "tokenizer.json")
-    write_json_atomic(out / "run_info.json", info)
+        replace_file(out / "tokenizer.json", lambda tmp: tokenizer.save(str(tmp)))
+    write_json(out / "run_info.json", info, durable=True)
 
 
 def prepare_command(cfg: RunConfig, log: Callable = print) -> dict:
@@ -223,4 +253,4 @@ def prepare_command(cfg: RunConfig, log: Callable = print) -> dict:
     return summary
 
 
-__all__ = ["prepare_out_dir", "claim_out_dir", "lock_out_dir", "release_out_dir", "prepare_data", "write_run_files", "run_info", "prepare_command", "count_words"]
+__all__ = ["prepare_out_dir", "claim_out_dir", "OutDirLock", "lock_out_dir", "release_out_dir", "prepare_data", "write_run_files", "run_info", "prepare_command", "count_words"]

@@ -20,14 +20,13 @@ import torch
 import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
 
 from antlm.config import build_config  # noqa: E402
 from antlm.data import tokenizer as tok_lib  # noqa: E402
 from antlm.data.batches import BatchMaker  # noqa: E402
 from antlm.model_io import load_model  # noqa: E402
 from antlm.objectives import IGNORE  # noqa: E402
-from antlm.train.loop import DEV_MASK_SEED  # noqa: E402
+from antlm.train.dev_loss import DEV_MASK_SEED  # noqa: E402
 from antlm.train.setup import prepare_data  # noqa: E402
 
 
@@ -61,7 +60,7 @@ def dev_clm_losses(student: Path, teachers: list[Path], others: list[Path] = (),
         data = prepare_data(cfg, student, log=lambda m: None)
         blocks = data.dev
         batch_size = min(cfg.train.micro_batch_size or cfg.train.batch_size, len(blocks))
-        n_batches = max(1, min(cfg.train.eval_batches, len(blocks) // batch_size))  # as train.loop.dev_losses
+        n_batches = max(1, min(cfg.train.eval_batches, len(blocks) // batch_size))  # as train.dev_loss.dev_losses
         spread = np.linspace(0, len(blocks) - 1, n_batches * batch_size).round().astype(np.int64)
     else:
         data = prepare_data(cfg, None, log=lambda m: None)

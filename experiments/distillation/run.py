@@ -1,8 +1,8 @@
 """CPU-scale distillation study: does a BabyLlama student gain from a teacher ensemble, with the
 plain CLM schedule and with an AntLM schedule?
 
-    python experiments/distillation/run.py              # the study (see README.md here)
-    python experiments/distillation/run.py --smoke      # seconds: the CI check of the recipe
+    python -m experiments.distillation.run              # the study (see README.md here), from the repo root
+    python -m experiments.distillation.run --smoke      # seconds: the CI check of the recipe
 
 Two teachers (BabyLlama, wider than the student) are trained first on the same fixed sample of the
 shared corpus, beside the undistilled students; then the distilled students. Every run uses one
@@ -16,23 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
+from antlm.config import build_config
+from antlm.data.corpus import find_corpus
+from antlm.report import write_report
+from antlm.train.setup import get_tokenizer, resolve_corpus
+from experiments.common import SHARED, draw_sample, run_jobs
+from experiments.distillation.ensemble_dev import SNIPPETS, dev_clm_losses, heldout_sample
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "experiments" / "cpu_replication"))
-sys.path.append(str(Path(__file__).resolve().parent))  # after cpu_replication: `run` is that recipe's
-
-from run import SHARED, draw_sample, run_jobs  # noqa: E402  (the replication recipe's helpers)
-
-from ensemble_dev import SNIPPETS, dev_clm_losses, heldout_sample  # noqa: E402
-
-from antlm.config import build_config  # noqa: E402
-from antlm.data.corpus import find_corpus  # noqa: E402
-from antlm.report import write_report  # noqa: E402
-from antlm.train.setup import get_tokenizer, resolve_corpus  # noqa: E402
 
 STUDENT = "babyllama-clm-24-cpu"
 TEACHER_WIDTHS = (192, 256)
