@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--backend", default="causal", choices=("causal", "mlm", "mntp", "hybrid"),
                           help="mlm reads a masked token's prediction at the mask, mntp one position left; under "
                                "babylm2024/clean, mlm reads wherever the model predicts")
-    evaluate.add_argument("--compat", dest="mode", default="babylm2024", choices=("babylm2024", "babylm2025", "clean"),
+    evaluate.add_argument("--compat", default="babylm2024", choices=("babylm2024", "babylm2025", "clean"),
                           help="babylm2024 / babylm2025 reproduce those official pipelines, quirks included; "
                                "clean is antlm's own scoring without them")
     evaluate.add_argument("--eval-set", default="full", choices=("full", "fast"),
@@ -205,7 +205,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     glue = {key: value for key, value in (("max_epochs", args.glue_epochs), ("train_limit", args.glue_train_limit),
                                           ("eval_limit", args.glue_eval_limit)) if value is not None}
     options = EvalOptions(
-        tasks=parse_task_list(args.tasks) if args.tasks is not None else None, backend=args.backend, mode=args.mode,
+        tasks=parse_task_list(args.tasks) if args.tasks is not None else None, backend=args.backend, compat=args.compat,
         variant=args.variant, reduction=args.reduction, limit=args.limit, batch_tokens=args.batch_tokens,
         device=args.device, progress=sys.stderr.isatty(), glue=glue, overlong=args.overlong,
         glue_tasks=parse_glue_tasks(args.glue_tasks),

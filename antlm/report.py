@@ -34,6 +34,7 @@ from scipy import stats
 
 from antlm.atomic import write_text
 from antlm.errors import UserError
+from antlm.eval.outputs import compat_of
 from antlm.schedule import Schedule, ScheduleError
 
 TASKS = ("blimp", "blimp_supplement", "ewok", "entity_tracking", "wug_adj", "wug_past", "glue", "macro")
@@ -128,9 +129,9 @@ def _read_results(run: Run, results_name: str) -> None:
         if isinstance(data.get("series"), list) and not run.series:
             run.series = sorted(data["series"], key=lambda e: e.get("words_seen") or 0)
             run.series_final = {k: data.get(k) for k in ("revision", "words_seen", "eval_set", "scores", "limit")}
-        run.settings.add((data.get("mode"), data.get("limit")))
+        run.settings.add((compat_of(data), data.get("limit")))
         limit = f"limit {data['limit']} items per subtask" if data.get("limit") else "all items"
-        run.evals.append(f"{path.relative_to(run.path)}: mode {data.get('mode')}, backend {data.get('backend')}, "
+        run.evals.append(f"{path.relative_to(run.path)}: compat {compat_of(data)}, backend {data.get('backend')}, "
                          f"{limit}{'' if data.get('complete') else ', INCOMPLETE'}")
     if not run.scores:
         run.notes.append(f"no evaluation results ({results_name} or eval/*.json); plots only")

@@ -3,7 +3,7 @@
 
 Both tools score the same BLiMP items with the same weights, in one process, at the same torch
 thread count:
-  * antlm: `runner.score_items(model, tokenizer, items, backend, EvalOptions(mode="babylm2025"))`
+  * antlm: `runner.score_items(model, tokenizer, items, backend, EvalOptions(compat="babylm2025"))`
     on the antlm model (tokenization included: the timing is end to end);
   * baseline: the 2025 pipeline's method as `evaluation_pipeline/sentence_zero_shot/` does it
     (babylm/evaluation-pipeline-2025 @ bf55c11), reimplemented here from reading it:
@@ -271,7 +271,7 @@ class Scorer2025:
 
 def antlm_item_scores(model, tokenizer, items: list[Item], backend: str, batch_tokens: int,
                       shared_prefix: bool = True) -> list[list[float]]:
-    options = EvalOptions(mode="babylm2025", backend=backend, batch_tokens=batch_tokens, shared_prefix=shared_prefix)
+    options = EvalOptions(compat="babylm2025", backend=backend, batch_tokens=batch_tokens, shared_prefix=shared_prefix)
     return score_items(model, tokenizer, items, backend, options, log=lambda _: None)[1.0]
 
 

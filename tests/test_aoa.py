@@ -178,7 +178,7 @@ def test_real_data_limit_writes_surprisal_json(series_run, tmp_path):
 def test_antlm_eval_runs_reading_and_aoa_into_the_2025_folder(series_run, tmp_path):
     from antlm.eval.runner import EvalOptions, format_table, run_eval, write_outputs
 
-    options = EvalOptions(tasks=["reading", "aoa"], mode="babylm2025", backend="causal", limit=40, overlong="skip")
+    options = EvalOptions(tasks=["reading", "aoa"], compat="babylm2025", backend="causal", limit=40, overlong="skip")
     results = run_eval(series_run, SHARED_DATA, options, log=lambda m: None)
     tasks = results["results"]["causal"]["tasks"]
     assert set(tasks["reading"]["subtasks"]) == {"eye_tracking", "self_paced_reading"}

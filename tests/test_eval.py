@@ -99,7 +99,7 @@ def test_official_layout_hybrid_run(tiny_model, tmp_path):
         assert len(entry["tasks"]["blimp"]["subtasks"]) == 67 and entry["macro"] is None and entry["missing"] == ["glue"]
         blimp = entry["tasks"]["blimp"]
         assert abs(blimp["score"] - sum(blimp["subtasks"].values()) / 67) < 1e-9
-    assert results["mode"] == "babylm2024" and results["complete"]
+    assert results["compat"] == "babylm2024" and results["complete"]
     ewok = results["submission"]["causal"]["ewok"]["d0"]["predictions"]
     assert len(ewok) == 2 and {"id", "pred"} == set(ewok[0])
     # The synthetic subtask names are not the 2024 ones, and GLUE did not run: verify_dict would refuse.
@@ -120,7 +120,7 @@ def test_ties_count_only_in_compat_mode(tiny_model, tmp_path):
         (root / "blimp_filtered" / f"p{i}.jsonl").write_text(same)
     (root / "supplement_filtered").mkdir()
     compat = run_eval(tiny_model, root, EvalOptions(tasks=["blimp"]), log=lambda m: None)
-    clean = run_eval(tiny_model, root, EvalOptions(tasks=["blimp"], mode="clean"), log=lambda m: None)
+    clean = run_eval(tiny_model, root, EvalOptions(tasks=["blimp"], compat="clean"), log=lambda m: None)
     assert compat["results"]["causal"]["tasks"]["blimp"]["score"] == 100.0
     assert clean["results"]["causal"]["tasks"]["blimp"]["score"] == 0.0
 
@@ -225,8 +225,8 @@ def test_overlong_items_score_as_the_2024_pipeline_and_can_be_skipped(tiny_model
     direct = sum(logprobs[k - 1, ids[k]].item() for k in range(1, 65))
     assert pairs[1][0] == pytest.approx(direct, abs=1e-4)
     with pytest.raises(UserError, match=r"item t_1 \(option 1\) needs .*--overlong skip"):
-        runner_lib.score_items(model, tok, items, "causal", EvalOptions(tasks=["blimp"], mode="clean"))
-    skip = EvalOptions(tasks=["blimp"], mode="clean", overlong="skip")
+        runner_lib.score_items(model, tok, items, "causal", EvalOptions(tasks=["blimp"], compat="clean"))
+    skip = EvalOptions(tasks=["blimp"], compat="clean", overlong="skip")
     stats = {}
     pairs = runner_lib.score_items(model, tok, items, "mlm", skip, stats=stats)[1.0]
     assert stats["inputs_skipped"] == 1 and pairs[1][0] != pairs[1][0] and pairs[0][0] == pairs[0][0]  # NaN, finite
@@ -252,7 +252,7 @@ def test_compat_masked_text_is_the_2024_pipeline_join(tiny_model):
     runner_lib.scoring.pll_scores = spy
     try:
         for mode in ("babylm2024", "clean"):
-            runner_lib.score_items(model, tokenizer, [item], "mlm", EvalOptions(tasks=["blimp"], mode=mode), log=lambda m: None)
+            runner_lib.score_items(model, tokenizer, [item], "mlm", EvalOptions(tasks=["blimp"], compat=mode), log=lambda m: None)
     finally:
         runner_lib.scoring.pll_scores = original
     compat_good, _, clean_good, _ = seen["requests"]

@@ -70,7 +70,7 @@ def _reference_sum(model, tokenizer, sentence, completion, backend, temperature,
 def test_2025_scores_are_sums_over_the_completion(models, backbone, backend):
     model, tokenizer = load_model(models[backbone])
     items = [Item(f"x_{i}", "", (s, s + " ."), (s, s + " ."), (c, c + " .")) for i, (s, c) in enumerate(CASES)]
-    options = EvalOptions(tasks=["blimp"], mode="babylm2025", backend=backend, temperatures=[1.0, 1.7])
+    options = EvalOptions(tasks=["blimp"], compat="babylm2025", backend=backend, temperatures=[1.0, 1.7])
     scores = runner.score_items(model, tokenizer, items, backend, options, log=lambda m: None)
     bos, eos = babylm2025.special_tokens(backbone)
     for temperature in (1.0, 1.7):
@@ -104,13 +104,13 @@ def test_2025_inputs_are_what_the_exported_tokenizer_gives(models, tmp_path):
 @needs_data  # run_eval locates the data before it checks the backend
 def test_2025_masked_backend_must_match_the_model(models, tmp_path):
     with pytest.raises(UserError, match="use --backend mntp"):
-        run_eval(models["babyllama"], SHARED_DATA, EvalOptions(tasks=["blimp"], mode="babylm2025", backend="mlm", limit=1),
+        run_eval(models["babyllama"], SHARED_DATA, EvalOptions(tasks=["blimp"], compat="babylm2025", backend="mlm", limit=1),
                  log=lambda m: None)
     with pytest.raises(UserError, match="use --backend mlm"):
-        run_eval(models["ltgbert"], SHARED_DATA, EvalOptions(tasks=["blimp"], mode="babylm2025", backend="mntp", limit=1),
+        run_eval(models["ltgbert"], SHARED_DATA, EvalOptions(tasks=["blimp"], compat="babylm2025", backend="mntp", limit=1),
                  log=lambda m: None)
     with pytest.raises(UserError, match="does not run reading"):
-        run_eval(models["ltgbert"], SHARED_DATA, EvalOptions(tasks=["reading"], mode="babylm2024"), log=lambda m: None)
+        run_eval(models["ltgbert"], SHARED_DATA, EvalOptions(tasks=["reading"], compat="babylm2024"), log=lambda m: None)
 
 
 def test_first_maximum_wins_and_text_decides():
@@ -124,7 +124,7 @@ def test_first_maximum_wins_and_text_decides():
 @pytest.mark.parametrize("eval_set", ["full", "fast"])
 def test_2025_suite_runs_on_the_shared_data(models, tmp_path, eval_set):
     tasks = ["blimp", "blimp_supplement", "ewok", "entity_tracking", "wug_adj", "wug_past"]
-    options = EvalOptions(tasks=tasks, mode="babylm2025", backend="hybrid", limit=2, eval_set=eval_set,
+    options = EvalOptions(tasks=tasks, compat="babylm2025", backend="hybrid", limit=2, eval_set=eval_set,
                           temperatures=[1.0, 2.0])
     results = run_eval(models["babyllama"], SHARED_DATA, options, log=lambda m: None)
     assert set(results["results"]) == {"causal", "mntp"} and not results["complete"]
@@ -184,7 +184,7 @@ def test_2025_layout_and_comps_format(models, tmp_path):
         (comps / f"{stem}.jsonl").write_text(json.dumps(row) + "\n")
     assert detect_layout(tmp_path) == "babylm2025" and detect_layout(root / "fast_eval") == "babylm2025"
     assert locate(root / "fast_eval", "comps").path == comps  # --data may name either set's folder
-    results = run_eval(models["ltgbert"], tmp_path, EvalOptions(tasks=["comps"], mode="babylm2025", backend="mlm"),
+    results = run_eval(models["ltgbert"], tmp_path, EvalOptions(tasks=["comps"], compat="babylm2025", backend="mlm"),
                        log=lambda m: None)
     entry = results["results"]["mlm"]["tasks"]["comps"]
     assert set(entry["subtasks"]) == {"base", "wugs", "wugs_dist_before", "wugs_dist_in_between"}
@@ -204,4 +204,4 @@ def test_temperature_option_and_overlong_refusal(models):
     model, tokenizer = load_model(models["ltgbert"])
     long_item = Item("blimp_x_0", "", ("the dog runs . " * 200, "the dog ."))
     with pytest.raises(UserError, match=r"item blimp_x_0 \(option 1\) needs .*--overlong skip"):
-        runner.score_items(model, tokenizer, [long_item], "mlm", EvalOptions(tasks=["blimp"], mode="babylm2025", backend="mlm"))
+        runner.score_items(model, tokenizer, [long_item], "mlm", EvalOptions(tasks=["blimp"], compat="babylm2025", backend="mlm"))

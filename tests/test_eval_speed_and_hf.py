@@ -77,9 +77,9 @@ def test_shared_context_scores_equal_whole_inputs(tmp_path, tokenizer, backbone,
     run = save_random_model(tmp_path / backbone, tokenizer, backbone, **{"model.max_seq_len": 256, "data.seq_len": 256})
     model, tok = load_model(run)
     items = synthetic_items()
-    whole = score_items(model, tok, items, "causal", EvalOptions(mode=mode, shared_prefix=False, temperatures=[1.0, 2.0]),
+    whole = score_items(model, tok, items, "causal", EvalOptions(compat=mode, shared_prefix=False, temperatures=[1.0, 2.0]),
                         log=lambda m: None)
-    shared = score_items(model, tok, items, "causal", EvalOptions(mode=mode, temperatures=[1.0, 2.0]), log=lambda m: None)
+    shared = score_items(model, tok, items, "causal", EvalOptions(compat=mode, temperatures=[1.0, 2.0]), log=lambda m: None)
     for temperature in (1.0, 2.0):
         _assert_same(shared[temperature], whole[temperature])
 
@@ -100,7 +100,7 @@ def test_shared_context_runs_the_context_once(tmp_path, tokenizer):
     counts = {}
     for flag in (False, True):
         fed["tokens"] = 0
-        score_items(model, tok, items, "causal", EvalOptions(mode="babylm2025", shared_prefix=flag), log=lambda m: None)
+        score_items(model, tok, items, "causal", EvalOptions(compat="babylm2025", shared_prefix=flag), log=lambda m: None)
         counts[flag] = fed["tokens"]
     assert counts[True] < 0.5 * counts[False], counts
 
@@ -116,7 +116,7 @@ def test_stock_models_score_as_the_2025_method(tmp_path, family, backend):
     """A random GPT-2 (no special tokens) and BERT (`[CLS] text [SEP]`) from a local directory:
     antlm's scores and decisions equal the 2025 method's in plain transformers."""
     directory = (gpt2_directory if family == "gpt2" else bert_directory)(tmp_path / family)
-    options = EvalOptions(mode="babylm2025", backend=backend)
+    options = EvalOptions(compat="babylm2025", backend=backend)
     model, tok = load_scored_model(directory, options)
     items = synthetic_items(8)
     ours = score_items(model, tok, items, backend, options, log=lambda m: None)[1.0]
@@ -132,7 +132,7 @@ def test_stock_models_score_as_the_2025_method(tmp_path, family, backend):
 def test_antlm_run_and_its_export_score_alike(tmp_path, tokenizer, backbone, backend):
     run = save_random_model(tmp_path / backbone, tokenizer, backbone, **{"model.max_seq_len": 256, "data.seq_len": 256})
     exported = export_hf(run, tmp_path / f"{backbone}-hf")
-    options = EvalOptions(mode="babylm2025", backend=backend)
+    options = EvalOptions(compat="babylm2025", backend=backend)
     items = synthetic_items(6)
     model, tok = load_model(run)
     ours = score_items(model, tok, items, backend, options, log=lambda m: None)[1.0]

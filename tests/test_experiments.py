@@ -52,7 +52,7 @@ def test_distillation_recipe_smoke(tmp_path):
     assert "teacher-192" in config and "teacher-256" in config
     # The 2025 fast sets: BLiMP & co. under both backends, entity tracking causally, all in one file.
     results = json.loads((tmp_path / "student-clm-s0" / "results.json").read_text())
-    assert results["mode"] == "babylm2025" and results["eval_set"] == "fast"
+    assert results["compat"] == "babylm2025" and results["eval_set"] == "fast"
     assert {"blimp", "wug_adj", "entity_tracking"} <= set(results["results"]["causal"]["tasks"])
     assert "blimp" in results["results"]["mntp"]["tasks"] and "entity_tracking" not in results["results"]["mntp"]["tasks"]
     assert "| ewok | entity_tracking | wug_adj | wug_past | glue |" in report

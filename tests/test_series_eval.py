@@ -41,7 +41,7 @@ def series_run(tmp_path_factory):
 
 @needs_data
 def test_series_scores_every_checkpoint_on_the_fast_sets(series_run, tmp_path):
-    options = EvalOptions(tasks=list(TASKS), backend="hybrid", mode="babylm2025", limit=2)
+    options = EvalOptions(tasks=list(TASKS), backend="hybrid", compat="babylm2025", limit=2)
     out, folder = series_run / "results-series.json", tmp_path / "results"  # the report reads it inside the run
     results = evaluate_series(series_run, SHARED_DATA, options, QUIET, results_dir=folder, out=out)
     series = results["series"]
@@ -106,7 +106,7 @@ def test_milestones_take_only_fast_tasks_and_a_failure_writes_nothing(series_run
         return real(path, data, options, log)
 
     monkeypatch.setattr(series_eval, "run_eval", failing)
-    options = EvalOptions(tasks=["wug_adj", "aoa"], backend="causal", mode="babylm2025", limit=2)
+    options = EvalOptions(tasks=["wug_adj", "aoa"], backend="causal", compat="babylm2025", limit=2)
     with pytest.raises(KeyboardInterrupt):
         evaluate_series(series_run / "final", SHARED_DATA, options, QUIET, results_dir=tmp_path / "results",
                         out=tmp_path / "s.json")
@@ -119,13 +119,13 @@ def test_bad_series_inputs(series_run, tmp_path, text_corpus):
     plain = tmp_path / "plain"
     train(build_config(None, tiny_overrides(text_corpus, schedule="4st_clm")), plain, log=QUIET)
     with pytest.raises(UserError, match="has no word-checkpoint series"):
-        evaluate_series(plain, SHARED_DATA, EvalOptions(mode="babylm2025"), QUIET)
+        evaluate_series(plain, SHARED_DATA, EvalOptions(compat="babylm2025"), QUIET)
     with pytest.raises(UserError, match="--series scores the word checkpoints on the fast sets"):
-        evaluate_series(series_run, SHARED_DATA, EvalOptions(tasks=["aoa"], mode="babylm2025"), QUIET)
+        evaluate_series(series_run, SHARED_DATA, EvalOptions(tasks=["aoa"], compat="babylm2025"), QUIET)
     with pytest.raises(UserError, match="--compat babylm2024 has no fast sets"):
-        evaluate_series(series_run, SHARED_DATA, EvalOptions(tasks=["blimp"], mode="babylm2024"), QUIET)
+        evaluate_series(series_run, SHARED_DATA, EvalOptions(tasks=["blimp"], compat="babylm2024"), QUIET)
     with pytest.raises(UserError, match="--revision chck_1k is also the name of a word checkpoint"):
-        evaluate_series(series_run, SHARED_DATA, EvalOptions(mode="babylm2025"), QUIET, revision="chck_1k")
+        evaluate_series(series_run, SHARED_DATA, EvalOptions(compat="babylm2025"), QUIET, revision="chck_1k")
 
 
 def test_cli_series_of_a_run_without_one_is_one_line(tmp_path, text_corpus, capsys):

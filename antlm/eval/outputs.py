@@ -97,6 +97,11 @@ def write_outputs(results: dict, out: Path, submission_path: Optional[Path], res
         staged.discard()
 
 
+def compat_of(results: dict) -> str:
+    """The pipeline a results file was scored with; files before 0.2.0 name it `mode`."""
+    return results.get("compat") or results.get("mode")
+
+
 def build_submission(predictions: dict) -> dict:
     """The 2024 submission layout (`score_predictions.py`): {task: {subtask: {"predictions": [...]}}},
     the GLUE tasks under "glue"."""
@@ -160,7 +165,7 @@ def _label_text(label: dict) -> str:
 
 
 def format_table(results: dict) -> str:
-    lines = [f"model {results['model']} ({results['backbone']}), compat {results['mode']}, "
+    lines = [f"model {results['model']} ({results['backbone']}), compat {compat_of(results)}, "
              f"{results.get('eval_set', 'full')} set" + (f", limit {results['limit']} per subtask" if results["limit"] else "")]
     backends = list(results["results"])
     header = "| task | " + " | ".join(f"{b} ({results['results'][b]['reduction']})" for b in backends) + " |"

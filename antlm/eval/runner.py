@@ -31,7 +31,7 @@ WUG_TASKS = ("wug_adj", "wug_past")
 class EvalOptions:
     tasks: Optional[list[str]] = None  # None: the pipeline's default task set
     backend: str = "causal"
-    mode: str = "babylm2024"
+    compat: str = "babylm2024"  # the scoring pipeline (antlm/eval/pipelines/), as --compat names it
     variant: str = "original"
     reduction: Optional[str] = None  # None: the pipeline's default for each backend
     limit: Optional[int] = None
@@ -48,15 +48,15 @@ class EvalOptions:
 
 
 def overlong_for(options: EvalOptions, backend: str) -> str:
-    return options.overlong or pipelines.get(options.mode).overlong(backend)
+    return options.overlong or pipelines.get(options.compat).overlong(backend)
 
 
 def reduction_for(options: EvalOptions, backend: str) -> str:
-    return options.reduction or pipelines.get(options.mode).reduction(backend)
+    return options.reduction or pipelines.get(options.compat).reduction(backend)
 
 
 def label_for(options: EvalOptions, backend: str, model_offset: int, temperature: float) -> dict:
-    pipeline = pipelines.get(options.mode)
+    pipeline = pipelines.get(options.compat)
     masked = backend != "causal"
     return {"compat": pipeline.name, "backend": backend, "read_offset": pipeline.read_offset(backend, model_offset),
             "variant": options.variant if masked else None, "reduction": reduction_for(options, backend),
@@ -67,7 +67,7 @@ def score_items(model, tokenizer, items: list[Item], backend: str, options: Eval
                 log: Callable = print, stats: Optional[dict] = None) -> dict[float, list[list[float]]]:
     """{temperature: per item, one score per option}; NaN where the over-long policy skipped an input.
     `stats`, when given, receives the policy and how many inputs were cut or skipped."""
-    pipeline = pipelines.get(options.mode)
+    pipeline = pipelines.get(options.compat)
     model_offset = model.antlm_meta.mlm_target_offset
     special = getattr(model, "special_tokens", None)
     ctx = ScoringContext(tokenizer, model.antlm_meta.backbone, model_offset, special)
@@ -204,7 +204,7 @@ def best_temperature(by_temperature: dict[float, dict]) -> float:
 
 def evaluate_zero_shot(model, tokenizer, data_dir: Path, backend: str, options: EvalOptions, log: Callable) -> tuple[dict, dict]:
     """(scores, predictions) for the zero-shot tasks asked for."""
-    pipeline = pipelines.get(options.mode)
+    pipeline = pipelines.get(options.compat)
     model_offset = model.antlm_meta.mlm_target_offset
     scores, predictions = {}, {}
     for task in [t for t in options.tasks if t in ZERO_SHOT_TASKS]:
@@ -232,7 +232,7 @@ def evaluate_zero_shot(model, tokenizer, data_dir: Path, backend: str, options: 
             entry["temperature_sweep"] = {f"{t:g}": s["score"] for t, s in summaries.items()}
         scores[task] = entry
         predictions[task] = chosen["predictions"]
-        log(f"{task} [{backend}, {options.mode}, {options.eval_set}, T={best:g}]: {entry['score']:.2f} "
+        log(f"{task} [{backend}, {options.compat}, {options.eval_set}, T={best:g}]: {entry['score']:.2f} "
             f"({entry['metric']}) over {len(entry['subtasks'])} subtasks, {len(items)} items, {seconds:.0f}s")
     return scores, predictions
 
@@ -339,7 +339,7 @@ def load_scored_model(model_path: Path, options: EvalOptions):
 
 
 def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callable = print) -> dict:
-    pipeline = pipelines.get(options.mode)
+    pipeline = pipelines.get(options.compat)
     if is_hf_directory(Path(model_path)):
         check_hf_options(options, pipeline)
     check_options(options, pipeline)
@@ -353,7 +353,7 @@ def run_eval(model_path: Path, data_dir: Path, options: EvalOptions, log: Callab
             raise UserError(problem)
     results = {
         "model": str(model_path), "backbone": model.antlm_meta.backbone, "data": str(data_dir),
-        "layout": layout, "mode": options.mode, "backend": options.backend, "variant": options.variant,
+        "layout": layout, "compat": options.compat, "backend": options.backend, "variant": options.variant,
         "eval_set": options.eval_set, "limit": options.limit, "tasks": options.tasks, "results": {}, "complete": False,
         "overlong": {b: overlong_for(options, b) for b in backends},
     }

@@ -26,7 +26,7 @@ import yaml
 
 from antlm.errors import UserError
 from antlm.eval import pipelines
-from antlm.eval.outputs import Staged, build_submission, write_2025_layout
+from antlm.eval.outputs import Staged, build_submission, compat_of, write_2025_layout
 from antlm.eval.runner import EvalOptions, check_options, run_eval
 from antlm.eval.tasks import detect_layout
 from antlm.train.series import SERIES_DIR, SERIES_FILE, written_series
@@ -90,7 +90,7 @@ def _milestone_options(options: EvalOptions) -> EvalOptions:
 def _check(options: EvalOptions) -> EvalOptions:
     """check_options on a copy (it fills in the default tasks), so both passes fail before any scoring."""
     checked = replace(options, tasks=list(options.tasks) if options.tasks else None)
-    check_options(checked, pipelines.get(checked.mode))
+    check_options(checked, pipelines.get(checked.compat))
     return checked
 
 
@@ -117,8 +117,8 @@ def evaluate_series(run_dir: Path, data_dir: Path, options: EvalOptions, log: Ca
                         "with the final one: finish it with antlm train --resume")
     if revision in {name for name, _, _ in series}:
         raise UserError(f"--revision {revision} is also the name of a word checkpoint; give the final model another")
-    if "fast" not in pipelines.get(options.mode).eval_sets:
-        raise UserError(f"--series scores the word checkpoints on the 2025 fast sets: --compat {options.mode} has no fast "
+    if "fast" not in pipelines.get(options.compat).eval_sets:
+        raise UserError(f"--series scores the word checkpoints on the 2025 fast sets: --compat {options.compat} has no fast "
                         "sets (use --compat babylm2025 or clean)")
     final_options = _check(options)
     milestone_options = _check(_milestone_options(final_options))
@@ -204,7 +204,7 @@ def format_series_table(results: dict) -> str:
     rows = [(e["revision"], e["words_seen"], e.get("phase"), "fast", e["scores"]) for e in series]
     rows.append((results.get("revision", "main"), results.get("words_seen"), None, results.get("eval_set", "full"),
                  results["scores"]))
-    lines = [f"run {results['series_eval']['run']} ({results['backbone']}), compat {results['mode']}, "
+    lines = [f"run {results['series_eval']['run']} ({results['backbone']}), compat {compat_of(results)}, "
              f"{len(series)} word checkpoints on the fast sets, final model on the {results.get('eval_set', 'full')} sets"
              + (f", limit {results['limit']} per subtask" if results.get("limit") else "")]
     backends = list(results["scores"])

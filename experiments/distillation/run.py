@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if (SHARED / "blimp_filtered").is_dir():
         limit = 2 if args.smoke else (args.eval_limit or (None if args.compat == "babylm2025" else 50))
         evaluation = [dict(tasks=tasks, backend="causal" if args.masked_scoring == "off" else backend,
-                           mode=args.compat, limit=limit,
+                           compat=args.compat, limit=limit,
                            eval_set="fast" if args.compat == "babylm2025" else "full")
                       for tasks, backend in EVALUATIONS[args.compat]]
 
