@@ -543,6 +543,7 @@ def plot_dev(records: list[dict], backbone: str, path: Path) -> Optional[Path]:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -750,11 +751,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         if error:
             failures.append(name)
             print(f"{name} FAILED: {error}", flush=True)
-        report = write_report(records_dir, report_dir)
+        if args.scale != "smoke" or args.commit_records:  # partial results readable (and committed) as they come
+            write_report(records_dir, report_dir)
         if args.commit_records:
             commit_records([records_dir, report_dir / "RESULTS.md", report_dir / "summary.json",
                             report_dir / "figures"], f"strict_small_2025 ({args.scale}): {name}")
-        print(f"{name} done; report: {report}", flush=True)
+        print(f"{name} done", flush=True)
 
     if jobs == 1 or len(pending) <= 1:
         for job in pending:
