@@ -696,7 +696,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     out = args.out / args.scale
     report_dir = args.report_dir or {"cpu": HERE, "paper": HERE / "paper"}.get(args.scale, out / "report")
     runs = plan_runs(args, scale)
-    if args.report_only:
+    if args.report_only and (records_dir / "plan.json").is_file():
         print(f"report: {write_report(records_dir, report_dir)}")
         return 0
 
@@ -724,7 +724,10 @@ def main(argv: Optional[list[str]] = None) -> int:
               f"2025 recipe with the own backend ({scale.glue or 'full size'}); statistics paired over seeds, "
               f"macro = mean of BLiMP, supplement, EWoK and entity tracking of one backend.")
     write_json_atomic(records_dir / "plan.json", {"scale": args.scale, "runs": [r["name"] for r in runs],
-                                                  "has_eval": has_eval, "design": design})
+                                                  "has_eval": has_eval, "design": design, "commit": commit})
+    if args.report_only:  # no plan recorded yet: the report of a study not started
+        print(f"report: {write_report(records_dir, report_dir)}")
+        return 0
     pending = []
     for run in runs:
         record_path = records_dir / f"{run['name']}.json"
