@@ -152,14 +152,16 @@ def check_no_paths(text: str, what: str) -> None:
 
 
 def code_commit() -> str:
-    """The commit the study runs from, `-dirty` when the library or this script differ from it."""
+    """The last commit that changed the code the study runs (the library, this script, the package
+    metadata), `-dirty` when the working tree differs from it. Not HEAD: with --commit-records HEAD
+    moves with every record, while the code stays at the commit the study started from."""
+    code = ["antlm", str(Path(__file__).resolve().relative_to(REPO)), "pyproject.toml"]
     try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "antlm",
-                                str(Path(__file__).resolve().relative_to(REPO))],
+        head = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%H", "--", *code], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", *code],
                                capture_output=True, text=True).stdout.strip()
-        return head + ("-dirty" if dirty else "")
+        return (head or "unknown") + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError, ValueError):
         return "unknown"
 
@@ -480,7 +482,7 @@ def plot_curves(records: list[dict], backbone: str, path: Path) -> Optional[Path
     own = OWN_BACKEND[backbone]
     tasks = sorted({k for r in mine for e in r["curve"].values() for k in e["scores"]})
     cols = min(3, len(tasks))
-    fig, axes = plt.subplots(math.ceil(len(tasks) / cols), cols, figsize=(4.2 * cols, 3.3 * math.ceil(len(tasks) / cols)),
+    fig, axes = plt.subplots(math.ceil(len(tasks) / cols), cols, figsize=(max(6.0, 4.2 * cols), 0.6 + 3.3 * math.ceil(len(tasks) / cols)),
                              squeeze=False)
     conditions = list(dict.fromkeys(r["condition"] for r in mine))
     for ax, task in zip(axes.flat, tasks):
@@ -511,8 +513,8 @@ def plot_curves(records: list[dict], backbone: str, path: Path) -> Optional[Path
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"{backbone}: fast sets at the word checkpoints (band: min-max over seeds; shaded: the other objective's phases)",
-                 fontsize=10)
+    fig.suptitle(f"{backbone}: fast sets at the word checkpoints\n(band: min-max over seeds; shaded: the other "
+                 "objective's phases)", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
