@@ -341,8 +341,8 @@ def _flat_scores(results: dict, suffix: str = "") -> tuple[dict, dict]:
     scores, skipped = {}, {}
     for backend, tasks in compact_scores(results).items():
         for task, value in tasks.items():
-            if task != "glue":
-                scores[f"{task}{suffix}_{backend}"] = value
+            if task != "glue":  # NaN (a correlation over constant scores) as null: summary.json stays strict JSON
+                scores[f"{task}{suffix}_{backend}"] = value if value is None or math.isfinite(value) else None
         for task, entry in results["results"][backend]["tasks"].items():
             if entry.get("overlong", {}).get("items_skipped"):
                 skipped[f"{task}{suffix}_{backend}"] = entry["overlong"]["items_skipped"]
