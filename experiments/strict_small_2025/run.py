@@ -379,7 +379,7 @@ def run_one(job: dict) -> tuple[str, Optional[str]]:
             else:
                 record["train"] = {**facts, "train_s": round(seconds, 1), "commit": job["commit"],
                                    "threads": job["threads"], "device": job["device"]}
-            write_json_atomic(record_path, record)
+            save_record(job, record)
             log(f"trained in {seconds / 60:.1f} min, dev clm {facts['dev_clm_loss']}, dev mlm {facts['dev_mlm_loss']}")
         if not job["has_eval"]:
             return name, None
@@ -398,14 +398,14 @@ def run_one(job: dict) -> tuple[str, Optional[str]]:
                 scores, skipped = _flat_scores(results)
                 parts[backend] = {"scores": scores, "items_skipped": skipped, "limit": limit,
                                   "complete": results["complete"], "seconds": round(time.perf_counter() - began, 1)}
-                write_json_atomic(record_path, record)
+                save_record(job, record)
                 log(f"final {backend} scored in {parts[backend]['seconds'] / 60:.1f} min")
             record["final"] = {"scores": {k: v for p in parts.values() for k, v in p["scores"].items()},
                                "items_skipped": {k: v for p in parts.values() for k, v in p["items_skipped"].items()},
                                "limit": {b: p["limit"] for b, p in parts.items()}, "glue": job["glue"],
                                "glue_tasks": job["glue_tasks"], "complete": all(p["complete"] for p in parts.values()),
                                "seconds": round(sum(p["seconds"] for p in parts.values()), 1), "commit": job["commit"]}
-            write_json_atomic(record_path, record)
+            save_record(job, record)
         return name, None
     except Exception as err:  # one failed run must not stop the others; its record keeps what finished
         import traceback
@@ -437,10 +437,10 @@ def _curve(job: dict, run_dir: Path, record: dict, record_path: Path, log: Calla
             scores = {t: v for t, v in _flat_scores(results)[0].items()}
         curve[revision] = {"milestone": meta.get("words"), "words_seen": meta.get("words_seen"), "step": meta.get("step"),
                            "scores": scores, "seconds": round(time.perf_counter() - began, 1)}
-        write_json_atomic(record_path, record)
+        save_record(job, record)
         log(f"curve {revision} ({meta.get('words_seen'):,} words seen) scored")
     record["curve_done"] = True
-    write_json_atomic(record_path, record)
+    save_record(job, record)
 
 
 # ----------------------------------------------------------------------------------------- report
@@ -685,15 +685,33 @@ def _limit_text(limits: dict) -> str:
     return ", ".join(f"{kind} {'all' if n is None else f'first {n}'}" for kind, n in limits.items())
 
 
-def commit_records(paths: list[Path], message: str) -> None:
-    """`git add` + `git commit` of the records and the report, in the repository the study runs from."""
+def save_record(job: dict, record: dict) -> None:
+    """Write a run's record atomically; with --commit-records also commit it, so that a session that
+    ends in the middle of a run keeps every stage finished so far (nothing else survives it)."""
+    write_json_atomic(Path(job["record"]), record)
+    if job.get("commit_records"):
+        commit_records([Path(job["record"])], f"strict_small_2025 ({job['scale']}): {job['name']} record",
+                       Path(job["git_lock"]))
+
+
+def commit_records(paths: list[Path], message: str, lock: Optional[Path] = None) -> None:
+    """`git add` + `git commit` of the records and the report, in the repository the study runs from.
+    Parallel workers take `lock` first, so their commits do not race on the index."""
+    import fcntl
+
     rel = [str(p.resolve().relative_to(REPO)) for p in paths if p.exists()]
+    handle = open(lock, "a") if lock is not None else None
     try:
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
         subprocess.run(["git", "-C", str(REPO), "add", "--", *rel], check=True, capture_output=True)
         subprocess.run(["git", "-C", str(REPO), "commit", "-q", "-m", message, "--", *rel], check=True,
                        capture_output=True)
     except subprocess.CalledProcessError as err:
         print(f"warning: could not commit the records: {err.stderr.decode(errors='replace').strip()}", flush=True)
+    finally:
+        if handle is not None:
+            handle.close()
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -781,7 +799,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                         "glue_tasks": list(scale.glue_tasks), "glue": dict(scale.glue),
                         "overlong": scale.overlong.get(run["backbone"]), "corpus": corpus_text,
                         "corpus_words": corpus_words, "milestones": milestones,
-                        "settings": [o for o in overrides if not o.startswith("data.corpus=")]})
+                        "settings": [o for o in overrides if not o.startswith("data.corpus=")],
+                        "commit_records": args.commit_records, "git_lock": str(out / ".git-commit.lock")})
     print(f"{len(runs) - len(pending)} of {len(runs)} runs already recorded; {len(pending)} to run, {jobs} at a time; "
           f"code {commit}" + ("" if has_eval else "; no 2025 eval data: training only"), flush=True)
     failures = []
@@ -794,7 +813,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             write_report(records_dir, report_dir)
         if args.commit_records:
             commit_records([records_dir, report_dir / "RESULTS.md", report_dir / "summary.json",
-                            report_dir / "figures"], f"strict_small_2025 ({args.scale}): {name}")
+                            report_dir / "figures"], f"strict_small_2025 ({args.scale}): {name}",
+                           out / ".git-commit.lock")
         print(f"{name} done", flush=True)
 
     if jobs == 1 or len(pending) <= 1:
