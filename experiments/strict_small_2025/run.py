@@ -699,7 +699,13 @@ def commit_records(paths: list[Path], message: str, lock: Optional[Path] = None)
     Parallel workers take `lock` first, so their commits do not race on the index."""
     import fcntl
 
-    rel = [str(p.resolve().relative_to(REPO)) for p in paths if p.exists()]
+    rel = []
+    for path in paths:  # only what the repository can hold: not outside it, not ignored (smoke's runs/)
+        if path.exists() and REPO in path.resolve().parents and subprocess.run(
+                ["git", "-C", str(REPO), "check-ignore", "-q", str(path.resolve())]).returncode != 0:
+            rel.append(str(path.resolve().relative_to(REPO)))
+    if not rel:
+        return
     handle = open(lock, "a") if lock is not None else None
     try:
         if handle is not None:
