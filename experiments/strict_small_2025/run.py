@@ -711,6 +711,8 @@ def commit_records(paths: list[Path], message: str, lock: Optional[Path] = None)
         if handle is not None:
             fcntl.flock(handle, fcntl.LOCK_EX)
         subprocess.run(["git", "-C", str(REPO), "add", "--", *rel], check=True, capture_output=True)
+        if subprocess.run(["git", "-C", str(REPO), "diff", "--cached", "--quiet", "--", *rel]).returncode == 0:
+            return  # nothing new (a worker committed it already)
         subprocess.run(["git", "-C", str(REPO), "commit", "-q", "-m", message, "--", *rel], check=True,
                        capture_output=True)
     except subprocess.CalledProcessError as err:
