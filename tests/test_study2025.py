@@ -1,0 +1,132 @@
+"""experiments/strict_small_2025/run.py (issue 20): its smoke form end to end, resuming from the
+records alone, the statistics on hand-made numbers, the word-milestone scaling."""
+import importlib.util
+import json
+import math
+import shutil
+import sys
+
+import pytest
+
+from antlm.report import paired_test
+from antlm.tracks import parse_milestones
+from conftest import REPO, SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = importlib.util.spec_from_file_location("study2025_run", REPO / "experiments" / "strict_small_2025" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["study2025_run"] = module  # its dataclass looks its module up while being defined
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("study2025_run", None)
+
+
+def test_milestones_scale_with_the_corpus(study):
+    # A 10M corpus gets the BabyLM revisions themselves; 1.5M words, the same fractions of an epoch.
+    assert study.scaled_milestones(10_000_000) == [m * 1_000_000 for m in (1, 2, 3, 5, 7, 10, 20, 30, 50, 70, 100)]
+    marks = study.scaled_milestones(1_500_000)
+    assert marks[0] == 150_000 and marks[5] == 1_500_000 and marks[-1] == 15_000_000 and len(marks) == 11
+    # What the runner passes as train.word_checkpoints parses back to the same words.
+    assert parse_milestones(",".join(map(str, marks)), None) == marks
+    assert study.scaled_milestones(2_966, (10, 100)) == [2_966, 29_660]
+
+
+def test_paired_stats_on_hand_made_numbers(study):
+    base, other = {0: 50.0, 1: 52.0, 2: 51.0, 3: 53.0}, {0: 52.0, 1: 55.0, 2: 52.0, 3: 56.0, 9: 99.0}
+    result = study.paired_stats(base, other)  # seed 9 has no pair: left out
+    # differences 2, 3, 1, 3: mean 2.25, sd sqrt(2.75 / 3), t(0.975, 3) = 3.182446
+    half = 3.182446 * math.sqrt(2.75 / 3) / 2
+    assert result["n"] == 4 and result["diff"] == pytest.approx(2.25)
+    assert result["base_mean"] == pytest.approx(51.5) and result["other_mean"] == pytest.approx(53.75)
+    assert result["ci_low"] == pytest.approx(2.25 - half, abs=1e-5) and result["ci_high"] == pytest.approx(2.25 + half, abs=1e-5)
+    assert f"{result['p']:.3f}" == paired_test(base, other)[3] == "0.018"  # antlm.report's test agrees
+    one = study.paired_stats({0: 1.0}, {0: 2.0})
+    assert one["diff"] == 1.0 and one["ci_low"] is None and one["p"] is None
+    same = study.paired_stats({0: 1.0, 1: 2.0}, {0: 2.0, 1: 3.0})
+    assert same["p"] is None and same["ci_low"] == same["ci_high"] == pytest.approx(1.0)
+
+
+def test_holm(study):
+    assert study.holm([0.01, 0.04, 0.03, None]) == pytest.approx([0.03, 0.06, 0.06, None])
+    assert study.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert study.holm([]) == []
+
+
+def test_training_only_without_eval_data(study, tmp_path):
+    """Without the 2025 eval data the smoke form trains and records the dev losses (as the older
+    smoke tests do), and says the study is complete at that."""
+    args = ["--scale", "smoke", "--backbones", "babyllama", "--seeds", "0", "--data", str(tmp_path / "no-data"),
+            "--out", str(tmp_path / "runs"), "--records", str(tmp_path / "records"), "--set", "train.threads=1"]
+    assert study.main(args) == 0
+    record = json.loads((tmp_path / "records" / "babyllama-antlm-s0.json").read_text())
+    assert record["train"]["dev_clm_loss"] > 0 and record["train"]["dev_mlm_loss"] > 0 and "final" not in record
+    results = (tmp_path / "runs" / "smoke" / "report" / "RESULTS.md").read_text()
+    assert "2 of 2 planned runs are finished" in results
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "babylm_2025_eval").is_dir(), reason="shared data not found at ../shared/data")
+def test_smoke_study_end_to_end(study, tmp_path):
+    records, runs = tmp_path / "records", tmp_path / "runs"
+    args = ["--scale", "smoke", "--data", str(SHARED_DATA), "--out", str(runs), "--records", str(records),
+            "--set", "train.threads=1"]
+    assert study.main(args) == 0
+    report = runs / "smoke" / "report"
+    names = [f"{b}-{c}-s{s}" for b in ("babyllama", "ltgbert") for s in (0, 1)
+             for c in (("clm", "antlm") if b == "babyllama" else ("mlm", "antlm"))]
+    for name in names:
+        record = json.loads((records / f"{name}.json").read_text())
+        assert {"train", "curve", "final"} <= set(record) and record["curve_done"]
+        assert len(record["curve"]) >= 2 and "final" in record["curve"]  # word checkpoints + the final model
+        assert record["train"]["commit"] and record["train"]["train_s"] >= 0
+    # No path of this machine in anything that is committed or reported.
+    for path in [*records.glob("*.json"), report / "RESULTS.md", report / "summary.json"]:
+        assert str(tmp_path) not in path.read_text() and str(REPO) not in path.read_text(), path
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["complete"] and len(summary["runs"]) == 8
+    for run in summary["runs"]:
+        assert {"backbone", "condition", "schedule", "seed", "words_seen", "params", "scores", "dev_clm_loss",
+                "dev_mlm_loss"} <= set(run)
+        own = "causal" if run["backbone"] == "babyllama" else "mlm"
+        other = "mntp" if run["backbone"] == "babyllama" else "causal"
+        assert {f"blimp_fast_{own}", f"blimp_{own}", f"blimp_{other}", f"glue_rte_{own}"} <= set(run["scores"])
+    results = (report / "RESULTS.md").read_text()
+    assert "8 of 8 planned runs are finished" in results and "Holm" in results and "incomplete" not in results
+    assert (report / "figures" / "smoke-babyllama-curves.png").is_file()
+    assert (report / "figures" / "smoke-ltgbert-dev.png").is_file()
+
+    # A second invocation finds every record and only rebuilds the same report.
+    before = {p.name: p.read_text() for p in records.glob("*.json")}
+    assert study.main(args) == 0
+    assert {p.name: p.read_text() for p in records.glob("*.json")} == before
+    assert (report / "RESULTS.md").read_text() == results
+
+    # A new session: the run directory is gone, its record stays: nothing is retrained.
+    shutil.rmtree(runs / "smoke" / "babyllama-clm-s0")
+    assert study.main(args) == 0
+    assert not (runs / "smoke" / "babyllama-clm-s0").exists()
+    assert study.main(["--scale", "smoke", "--records", str(records), "--report-dir", str(tmp_path / "elsewhere"),
+                       "--report-only"]) == 0
+    assert (tmp_path / "elsewhere" / "RESULTS.md").read_text() == results
+
+    # Training stopped after its last checkpoint (no final/, no record): it resumes rather than
+    # retrains (retraining would replace the checkpoint), then scores and records the run again.
+    stopped = runs / "smoke" / "ltgbert-antlm-s1"
+    checkpoint = next((stopped / "checkpoints").iterdir())
+    inode = checkpoint.stat().st_ino
+    shutil.rmtree(stopped / "final")
+    (records / "ltgbert-antlm-s1.json").unlink()
+    assert study.main(args) == 0
+    assert checkpoint.stat().st_ino == inode
+    again = json.loads((records / "ltgbert-antlm-s1.json").read_text())
+    assert again["train"]["dev_mlm_loss"] == json.loads(before["ltgbert-antlm-s1.json"])["train"]["dev_mlm_loss"]
+    assert again["final"]["scores"] == json.loads(before["ltgbert-antlm-s1.json"])["final"]["scores"]
+
+    # A partial study says so and draws no conclusion.
+    (records / "ltgbert-mlm-s1.json").unlink()
+    assert study.main(["--scale", "smoke", "--records", str(records), "--report-dir", str(tmp_path / "partial"),
+                       "--report-only"]) == 0
+    partial = (tmp_path / "partial" / "RESULTS.md").read_text()
+    assert "7 of 8 planned runs" in partial and "The study is incomplete" in partial
+    assert "Statistics for ltgbert follow once" in partial and "Holm" in partial  # babyllama is complete
