@@ -326,7 +326,7 @@ def training_facts(run_dir: Path) -> dict:
 def _eval(model_dir: Path, job: dict, eval_set: str, tasks: list, backend: str, limit, glue: bool):
     from antlm.eval.runner import EvalOptions, run_eval
 
-    options = EvalOptions(tasks=list(tasks) + (["glue"] if glue else []), backend=backend, mode="babylm2025",
+    options = EvalOptions(tasks=list(tasks) + (["glue"] if glue else []), backend=backend, compat="babylm2025",
                           eval_set=eval_set, limit=limit, device=job["device"], overlong=job["overlong"],
                           glue=dict(job["glue"]) if glue else {}, glue_tasks=list(job["glue_tasks"]) if glue else None,
                           glue_backends=[job["own"]] if glue else None)
