@@ -189,8 +189,8 @@ def parse_glue_tasks(text: str | None) -> list[str] | None:
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
-    from antlm.eval.outputs import check_output_dir
-    from antlm.eval.runner import EvalOptions, check_output_path, format_table, run_eval, set_threads_for, write_outputs
+    from antlm.eval.outputs import check_output_dir, check_output_path, format_table, write_outputs
+    from antlm.eval.runner import EvalOptions, run_eval, set_threads_for
     from antlm.eval.tasks import parse_task_list
     from antlm.train.device import pick_device
 

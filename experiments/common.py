@@ -12,7 +12,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from antlm.config import build_config
-from antlm.eval.runner import EvalOptions, run_eval, write_outputs
+from antlm.eval.outputs import write_outputs
+from antlm.eval.runner import EvalOptions, run_eval
 from antlm.train.loop import train
 from antlm.train.setup import RunError
 

@@ -176,7 +176,8 @@ def test_real_data_limit_writes_surprisal_json(series_run, tmp_path):
 
 @needs_data
 def test_antlm_eval_runs_reading_and_aoa_into_the_2025_folder(series_run, tmp_path):
-    from antlm.eval.runner import EvalOptions, format_table, run_eval, write_outputs
+    from antlm.eval.outputs import format_table, write_outputs
+    from antlm.eval.runner import EvalOptions, run_eval
 
     options = EvalOptions(tasks=["reading", "aoa"], compat="babylm2025", backend="causal", limit=40, overlong="skip")
     results = run_eval(series_run, SHARED_DATA, options, log=lambda m: None)

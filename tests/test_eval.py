@@ -12,7 +12,8 @@ import torch
 from antlm import load_model
 from antlm.errors import UserError
 from antlm.eval import scoring
-from antlm.eval.runner import EvalOptions, format_table, run_eval, write_outputs
+from antlm.eval.outputs import format_table, write_outputs
+from antlm.eval.runner import EvalOptions, run_eval
 from antlm.eval.tasks import detect_layout, load_task, parse_task_list
 from conftest import SHARED_DATA, WORDS, train_tiny_run
 

@@ -11,7 +11,8 @@ from antlm.errors import UserError
 from antlm.eval import runner, scoring
 from antlm.eval.pipelines import babylm2025
 from antlm.eval.pipelines.base import ScoringContext
-from antlm.eval.runner import EvalOptions, run_eval, write_outputs
+from antlm.eval.outputs import write_outputs
+from antlm.eval.runner import EvalOptions, run_eval
 from antlm.eval.tasks import Item, detect_layout, load_task, locate
 from antlm.model_io import load_model
 from conftest import SHARED_DATA, WORDS, save_random_model

@@ -403,7 +403,3 @@ def _submission_check(pipeline: Pipeline, submission: dict, data_dir: Path, opti
 def set_threads_for(device: str) -> None:
     if device == "cpu" and os.environ.get("OMP_NUM_THREADS") is None:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
-
-
-# The writers live in outputs.py; these names stay importable from here for existing callers.
-from antlm.eval.outputs import check_output_path, format_table, write_outputs  # noqa: E402,F401

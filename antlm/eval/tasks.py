@@ -90,13 +90,6 @@ def detect_layout(data_dir: Path) -> str:
     )
 
 
-def resolve_root(data_dir: Path) -> Path:
-    data_dir = Path(data_dir)
-    if not (data_dir / "blimp_filtered").is_dir() and (data_dir / "evaluation_data").is_dir():
-        return data_dir / "evaluation_data"
-    return data_dir
-
-
 def _set_roots(data_dir: Path, eval_set: str) -> list[Path]:
     """Folders that may hold the 2025 `<set>_eval/` data, most specific first."""
     data_dir = Path(data_dir)
