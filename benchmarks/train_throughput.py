@@ -558,7 +558,7 @@ def main(argv=None) -> dict:
     if args.stat == "median":
         print("(RESULT lines: median log window, --stat median)")
     print()
-    from antlm.train.loop import train_flops_per_token
+    from antlm.train.device import train_flops_per_token
 
     report = {}
     for objective in args.objectives:
