@@ -507,7 +507,9 @@ def _header(conditions: list[Condition], runs: list[Run]) -> list[str]:
              f"{len(runs)} run(s) in {len(conditions)} condition(s). Runs are grouped into conditions by their "
              "config.yaml minus the seed and execution-only keys; different seeds of a condition are replicates.", ""]
     for corpus in corpora:
-        lines.append("- **Data**: " + ("the built-in synthetic grammar corpus" if corpus == "embedded" else f"`{corpus}`"))
+        # The folder's name only: a report is shared, the path is the machine's it ran on.
+        lines.append("- **Data**: " + ("the built-in synthetic grammar corpus" if corpus == "embedded"
+                                       else f"`{Path(corpus).name}` (a corpus folder)"))
     if any(SNIPPETS_MARK in c for c in corpora):
         lines.append(f"- **Data caveat**: {SNIPPETS_CAVEAT}")
     if len(corpora) > 1:

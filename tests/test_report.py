@@ -190,6 +190,8 @@ def test_end_to_end_two_tiny_runs(text_corpus, tmp_path):
     text = report.read_text()
     assert "babyllama 6st_clm" in text and "babyllama 2st_clm+2st_mlm+2st_clm" in text
     assert "No run has evaluation results" in text and SNIPPETS_CAVEAT not in text
+    # A report is shared: it names the corpus folder, never a path of the machine it ran on.
+    assert f"`{text_corpus.name}` (a corpus folder)" in text and str(tmp_path) not in text
     assert_png(tmp_path / "report" / "loss_by_objective.png")
     assert_png(tmp_path / "report" / "dev_loss.png")
 
