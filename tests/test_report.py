@@ -72,7 +72,7 @@ def test_report_tables_plots_and_caveat(tmp_path):
     for name in PLOTS:
         assert_png(tmp_path / "report" / name)
         assert f"({name})" in text
-    assert SNIPPETS_CAVEAT in text and f"`{SNIPPETS}`" in text
+    assert SNIPPETS_CAVEAT in text and f"`{Path(SNIPPETS).name}` (a corpus folder)" in text and SNIPPETS not in text
     # mean ± sample std (n seeds), per condition and backend
     assert "| babyllama 2_clm+4_mlm (baseline) | 71.00 ± 1.41 (n=2) |" in text
     assert "| babyllama 1_clm+4_mix(clm=1,mlm=3)+1_clm | 74.50 ± 2.12 (n=2) |" in text
