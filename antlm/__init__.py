@@ -3,7 +3,7 @@ from __future__ import annotations
 
 __version__ = "0.2.0.dev0"
 
-# Before anything below can load torch: OpenMP reads its wait policy once, at load (antlm/threads.py).
+# Before anything below can load torch: OpenMP reads its wait settings once, at load (antlm/threads.py).
 from antlm.threads import apply_wait_policy as _apply_wait_policy  # noqa: E402
 
 _apply_wait_policy()

@@ -1,4 +1,5 @@
-"""antlm sets OMP_WAIT_POLICY=PASSIVE before torch loads, unless the user chose a policy (antlm/threads.py)."""
+"""antlm sets a short OpenMP spin (GOMP_SPINCOUNT) before torch loads, unless the user chose a wait
+policy or a spin count (antlm/threads.py)."""
 import os
 import subprocess
 import sys
@@ -7,27 +8,31 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PROBE = "import os, sys; {first}import antlm; print(os.environ.get('OMP_WAIT_POLICY'))"
+PROBE = ("import os, sys; {first}import antlm; "
+         "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))")
 
 
-def _policy(first: str = "", **env) -> str:
-    environ = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+def _settings(first: str = "", **env) -> str:
+    environ = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     environ.update(env, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     out = subprocess.run([sys.executable, "-c", PROBE.format(first=first)], env=environ, capture_output=True,
                          text=True, check=True)
     return out.stdout.strip()
 
 
-def test_passive_is_set_before_torch_loads():
-    assert _policy() == "PASSIVE"
+def test_short_spin_is_set_before_torch_loads():
+    from antlm.threads import SPIN_COUNT
+
+    assert _settings() == f"None {SPIN_COUNT}"
 
 
-@pytest.mark.parametrize("value", ["ACTIVE", "passive"])
-def test_the_users_policy_is_kept(value):
-    assert _policy(OMP_WAIT_POLICY=value) == value
+@pytest.mark.parametrize("variable,value", [("OMP_WAIT_POLICY", "ACTIVE"), ("OMP_WAIT_POLICY", "passive"),
+                                            ("GOMP_SPINCOUNT", "300000")])
+def test_the_users_choice_is_kept(variable, value):
+    expected = {"OMP_WAIT_POLICY": "None", "GOMP_SPINCOUNT": "None", variable: value}
+    assert _settings(**{variable: value}) == f"{expected['OMP_WAIT_POLICY']} {expected['GOMP_SPINCOUNT']}"
 
 
-def test_no_policy_once_torch_is_loaded_first():
+def test_nothing_set_once_torch_is_loaded_first():
     # Too late to reach the OpenMP runtime: setting it would only mislead run_info.json.
-    assert _policy(first="import torch; ") == "None"
-
+    assert _settings(first="import torch; ") == "None None"

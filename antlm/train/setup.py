@@ -162,7 +162,8 @@ def run_info(device: torch.device) -> dict:
         "antlm_commit": _git_commit(), "python": sys.version.split()[0], "torch": torch.__version__,
         "tokenizers": tokenizers.__version__, "numpy": np.__version__, "platform": platform.platform(),
         "cpu_count": os.cpu_count(), "device": str(device),
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
+        "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
     }
 
