@@ -65,6 +65,21 @@ def test_training_only_without_eval_data(study, tmp_path):
     results = (tmp_path / "runs" / "smoke" / "report" / "RESULTS.md").read_text()
     assert "2 of 2 planned runs are finished" in results
 
+    # Run again with another setting over the same records: refused in one line, nothing trained.
+    again = args + ["--set", "optim.lr=1e-3"]
+    before = (tmp_path / "records" / "babyllama-antlm-s0.json").read_text()
+    assert study.main(again) == 2
+    assert (tmp_path / "records" / "babyllama-antlm-s0.json").read_text() == before
+
+
+def test_record_mismatch(study):
+    record = {"train": {}, "corpus_words": 1000, "settings": ["schedule=10_clm", "train.threads=1", "optim.lr=1e-3"]}
+    same = ["data.corpus=/x", "schedule=10_clm", "train.threads=2", "optim.lr=1e-3"]  # threads: speed, not the model
+    assert study.record_mismatch(record, 1000, same) is None
+    assert study.record_mismatch({}, 5, []) is None  # nothing recorded yet
+    assert study.record_mismatch(record, 2000, same) == "a 1,000-word corpus, not 2,000"
+    assert "optim.lr=2e-3" in study.record_mismatch(record, 1000, same[:-1] + ["optim.lr=2e-3"])
+
 
 @pytest.mark.skipif(not (SHARED_DATA / "babylm_2025_eval").is_dir(), reason="shared data not found at ../shared/data")
 def test_smoke_study_end_to_end(study, tmp_path):

@@ -107,7 +107,9 @@ SCALES = {
         glue_tasks=("rte",), glue={"train_limit": 16, "eval_limit": 16, "max_epochs": 1},
         overlong={"babyllama": "skip", "ltgbert": "skip"}, smoke_sentences=300, milestones_m=(10, 100)),
     "cpu": Scale(
-        corpus="sample", windows=25, seeds={"babyllama": 4, "ltgbert": 3}, device="cpu", jobs=2,
+        # 17 windows (1.02M words): the probe's choice, the largest sample whose 14 runs fit the
+        # ~12 h budget with their evaluations (README "The probe").
+        corpus="sample", windows=17, seeds={"babyllama": 4, "ltgbert": 3}, device="cpu", jobs=2,
         common=["data.vocab_size=8000", "data.seq_len=128", "train.batch_size=32", "optim.warmup_fraction=0.03",
                 "optim.min_lr_ratio=0.1", "train.eval_every=200", "train.eval_batches=8", "train.log_every=50",
                 "train.checkpoint_every=200"],
@@ -266,6 +268,22 @@ def plan_runs(args, scale: Scale) -> list[dict]:
 
 def load_record(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def record_mismatch(record: dict, corpus_words: int, overrides: list[str]) -> Optional[str]:
+    """What differs between a run's existing record and the settings it would run with now (None:
+    nothing, or no record): mixing them would compare runs of two different studies. The thread
+    count is left out: it changes speed, not the model."""
+    if "train" not in record:
+        return None
+    if record.get("corpus_words") != corpus_words:
+        return f"a {record.get('corpus_words'):,}-word corpus, not {corpus_words:,}"
+    def keep(items):
+        return [o for o in items if not o.startswith(("data.corpus=", "train.threads="))]
+    old, new = keep(record.get("settings", [])), keep(overrides)
+    if old != new:
+        return "other settings: " + ", ".join(sorted(set(old) ^ set(new)))
+    return None
 
 
 def record_done(record: dict, has_eval: bool) -> bool:
@@ -728,7 +746,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--backbones", nargs="*", default=list(BACKBONES), choices=BACKBONES)
     parser.add_argument("--seeds", default=None, help="comma-separated seeds for every backbone (default: the scale's)")
     parser.add_argument("--with-mix", action="store_true", help="add the GPT-BERT-style mix (opt-in, after the rest)")
-    parser.add_argument("--windows", type=int, default=None, help="cpu: 10k-word windows per source (default 25)")
+    parser.add_argument("--windows", type=int, default=None, help="cpu: 10k-word windows per source (default 17)")
     parser.add_argument("--jobs", type=int, default=None, help="runs in parallel, one thread each on CPU")
     parser.add_argument("--curve-entity-tracking", action="store_true", help="entity tracking in the learning curves")
     parser.add_argument("--final-limit", default=None,
@@ -793,12 +811,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     pending = []
     for run in runs:
         record_path = records_dir / f"{run['name']}.json"
-        if record_done(load_record(record_path), has_eval):
-            continue
         overrides = [f"data.corpus={corpus}", *scale.common, *scale.model.get(run["backbone"], []),
                      f"schedule={run['schedule']}", f"train.seed={run['seed']}", "train.progress=false",
                      f"train.threads={threads}", f"train.device={scale.device}",
                      f"train.word_checkpoints={','.join(map(str, milestones))}", *args.overrides]
+        mismatch = record_mismatch(load_record(record_path), corpus_words, overrides)
+        if mismatch:
+            print(f"error: {record_path.name} was made with {mismatch}; a study's runs must share their settings "
+                  "(--records DIR starts a separate study)", file=sys.stderr)
+            return 2
+        if record_done(load_record(record_path), has_eval):
+            continue
         pending.append({**run, "scale": args.scale, "run_dir": str(out / run["name"]), "record": str(record_path),
                         "overrides": overrides, "threads": threads, "device": scale.device, "commit": commit,
                         "data": str(args.data), "has_eval": has_eval, "own": OWN_BACKEND[run["backbone"]],
