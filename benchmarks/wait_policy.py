@@ -10,7 +10,7 @@ one-core busy loops beside the measurements, as another user's job would.
     python benchmarks/wait_policy.py --repeats 3                 # quiet machine
     python benchmarks/wait_policy.py --repeats 3 --busy 1        # one core taken by another process
 
-Settings: `passive` (OMP_WAIT_POLICY=PASSIVE: sleep at once), `spin-N` (GOMP_SPINCOUNT=N, libgomp's
+Settings: `antlm` (nothing set: antlm chooses), `passive` (OMP_WAIT_POLICY=PASSIVE: sleep at once), `spin-N` (GOMP_SPINCOUNT=N, libgomp's
 spin iterations before sleeping; about 100,000 a millisecond), `runtime` (libgomp's own default,
 300,000), `active` (spin for minutes). Prints the median over repeats and the ratio to `passive`.
 """
@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 SETTINGS = {
+    "antlm": {},  # neither variable set: antlm's own choice from the machine (antlm/threads.py)
     "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
     "spin-2k": {"GOMP_SPINCOUNT": "2000"},
     "spin-10k": {"GOMP_SPINCOUNT": "10000"},
@@ -38,8 +39,7 @@ BUSY_LOOP = "while True: pass"
 
 
 def base_env() -> dict:
-    # Nothing the measurement sets may leak in from the caller's environment; every setting names
-    # one of the two variables, so antlm's own default (antlm/threads.py) never applies.
+    # Nothing the measurement sets may leak in from the caller's environment.
     return {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
 
 
@@ -53,6 +53,9 @@ def train_once(model: str, setting: str, work: Path) -> float:
         cmd += ["--set", s]
     env = {**base_env(), **SETTINGS[setting]}
     subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=work)
+    chosen = json.loads((out / "run_info.json").read_text())
+    if setting == "antlm":
+        print(f"  antlm chose OMP_WAIT_POLICY={chosen.get('omp_wait_policy')} GOMP_SPINCOUNT={chosen.get('gomp_spincount')}")
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     rates = [r["tokens_per_s"] for r in rows if r.get("split") == "train" and r.get("tokens_per_s")][1:]
     return statistics.median(rates)

@@ -1,11 +1,15 @@
-"""antlm sets a short OpenMP spin (GOMP_SPINCOUNT) before torch loads, unless the user chose a wait
-policy or a spin count (antlm/threads.py)."""
+"""antlm chooses the OpenMP wait behaviour before torch loads: a short spin on a quiet machine,
+threads that sleep at once when other processes hold cores; never over the user's choice
+(antlm/threads.py)."""
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from antlm.threads import SPIN_COUNT, busy_cores, choose_wait
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE = ("import os, sys; {first}import antlm; "
@@ -20,10 +24,25 @@ def _settings(first: str = "", **env) -> str:
     return out.stdout.strip()
 
 
-def test_short_spin_is_set_before_torch_loads():
-    from antlm.threads import SPIN_COUNT
+def test_the_choice_follows_the_machine():
+    assert choose_wait(0) == {"GOMP_SPINCOUNT": SPIN_COUNT}
+    assert choose_wait(1) == choose_wait(5) == {"OMP_WAIT_POLICY": "PASSIVE"}
 
-    assert _settings() == f"None {SPIN_COUNT}"
+
+@pytest.mark.skipif(not Path("/proc/loadavg").is_file(), reason="needs Linux /proc/loadavg")
+def test_a_busy_process_is_seen_and_makes_threads_sleep():
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert busy_cores() >= 1
+        assert _settings() == "PASSIVE None"  # set on import, before torch loads
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def test_import_sets_one_of_the_two():
+    assert _settings() in ("PASSIVE None", f"None {SPIN_COUNT}")
 
 
 @pytest.mark.parametrize("variable,value", [("OMP_WAIT_POLICY", "ACTIVE"), ("OMP_WAIT_POLICY", "passive"),
