@@ -108,6 +108,7 @@ def test_smoke_study_end_to_end(study, tmp_path):
         assert {f"blimp_fast_{own}", f"blimp_{own}", f"blimp_{other}", f"glue_rte_{own}"} <= set(run["scores"])
     results = (report / "RESULTS.md").read_text()
     assert "8 of 8 planned runs are finished" in results and "Holm" in results and "incomplete" not in results
+    assert "The CLM baseline's fast BLiMP (causal)" in results and "the target of 60" in results
     assert (report / "figures" / "smoke-babyllama-curves.png").is_file()
     assert (report / "figures" / "smoke-ltgbert-dev.png").is_file()
 

@@ -596,6 +596,21 @@ def plot_dev(records: list[dict], backbone: str, path: Path) -> Optional[Path]:
     return path
 
 
+# Issue 20's bar for a scale whose answer says something: the 10-epoch CLM BabyLlama's fast BLiMP.
+BASELINE_TARGET = 60.0
+
+
+def baseline_target_line(records: list[dict]) -> str:
+    values = [final_scores(r)["blimp_fast_causal"] for r in records
+              if r["condition"] == "clm" and "blimp_fast_causal" in final_scores(r)]
+    if not values:
+        return f"The CLM baseline's fast BLiMP (causal) is not scored yet (target: at least {BASELINE_TARGET:.0f})."
+    mean = float(np.mean(values))
+    return (f"**The CLM baseline's fast BLiMP (causal): {mean:.2f}** (runs: {', '.join(f'{v:.2f}' for v in values)}), "
+            f"{'at or above' if mean >= BASELINE_TARGET else 'below'} the target of {BASELINE_TARGET:.0f} that the "
+            "scale was chosen for (chance: 50).")
+
+
 def write_report(records_dir: Path, report_dir: Path) -> Path:
     """RESULTS.md, summary.json and figures/ from the records alone (any machine, any time)."""
     plan = load_record(records_dir / "plan.json")
@@ -665,6 +680,8 @@ def write_report(records_dir: Path, report_dir: Path) -> Path:
                     cells.append("n/a" if not v else f"{np.mean(v):.2f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.2f} "
                                                      f"({len(v)})")
                 lines.append(f"| {key} | " + " | ".join(cells) + " |")
+        if backbone == "babyllama":
+            lines += ["", baseline_target_line(mine)]
         backbone_complete = all(n in finished for n in planned if n.startswith(backbone + "-"))
         if not backbone_complete:
             lines += ["", f"Statistics for {backbone} follow once all its planned runs are finished."]
