@@ -3,14 +3,14 @@
 After a parallel region, GNU OpenMP (the runtime torch's CPU wheels use on Linux) keeps its worker
 threads spinning for about 3 ms before they sleep. Where another process holds a core, a spinning
 thread takes the time slice its sibling needs and every region waits for the slowest thread: the
-`tiny` preset on 2 threads beside two busy processes ran 4x slower than with threads that sleep at
-once (`OMP_WAIT_POLICY=PASSIVE`). On a quiet machine, sleeping at once costs 7-20% (a woken thread
-starts late), and a short spin (`GOMP_SPINCOUNT=2000`, about 20 microseconds) is as fast as the
-runtime's default. No one setting wins both (docs/performance.md, benchmarks/wait_policy.py), so antlm looks
-at the machine when it is imported: another process running on a core means PASSIVE, a quiet
-machine the short spin. The runtime reads these variables once, when torch loads
-it, so this runs on import, before torch, and never over a variable the user set. Importing torch
-before antlm leaves the runtime's own behaviour in force.
+`tiny` preset on 2 threads beside other busy processes ran 2-7x slower than with threads that sleep
+at once (`OMP_WAIT_POLICY=PASSIVE`). On a quiet machine, sleeping at once costs 7-18% (a woken
+thread starts late), while a short spin (`GOMP_SPINCOUNT=2000`, about 20 microseconds) is as fast as
+the runtime's default. No one setting wins both (docs/performance.md, benchmarks/wait_policy.py), so
+antlm looks at the machine when it is imported: another process running on a core means PASSIVE, a
+quiet machine the short spin. The runtime reads these variables once, when torch loads it, so this
+runs on import, before torch, and never over a variable the user set. Importing torch before antlm
+leaves the runtime's own behaviour in force.
 """
 from __future__ import annotations
 

@@ -72,6 +72,23 @@ def test_training_only_without_eval_data(study, tmp_path):
     assert (tmp_path / "records" / "babyllama-antlm-s0.json").read_text() == before
 
 
+def test_start_before(study, tmp_path):
+    import time
+
+    noon = time.mktime((2026, 12, 3, 12, 0, 0, 0, 0, -1))
+    assert study.start_deadline("13:30", now=noon) == noon + 5400
+    assert study.start_deadline("11:00", now=noon) == noon + 23 * 3600  # passed today: tomorrow
+    assert study.start_deadline(None) is None
+    for bad in ("25:00", "1330", "soon"):
+        with pytest.raises(ValueError, match="HH:MM"):
+            study.start_deadline(bad)
+    # A worker that takes a run after the deadline leaves it untouched: no record, no run directory.
+    job = {"threads": 1, "name": "late", "run_dir": str(tmp_path / "late"), "record": str(tmp_path / "late.json"),
+           "start_before": time.time() - 1}
+    assert study.run_one(job) == ("late", study.NOT_STARTED)
+    assert not any(tmp_path.iterdir())
+
+
 def test_record_mismatch(study):
     record = {"train": {}, "corpus_words": 1000, "settings": ["schedule=10_clm", "train.threads=1", "optim.lr=1e-3"]}
     same = ["data.corpus=/x", "schedule=10_clm", "train.threads=2", "optim.lr=1e-3"]  # threads: speed, not the model
