@@ -381,6 +381,8 @@ def part_threads(check: Check, limit: float) -> dict:
     """CPU training with 2 threads under each OpenMP wait setting on this (quiet) machine: whether
     antlm's short-spin default costs anything against the runtime's own where no other process
     competes (docs/performance.md; benchmarks/wait_policy.py measures the busy case too)."""
+    from antlm.threads import USER_VARIABLES
+
     steps, every = (12, 4) if check.dry else (120, 10)
     figures = {"steps": steps, "threads": 2, "cpu_count": os.cpu_count()}
     # antlm's default sets GOMP_SPINCOUNT itself (antlm/threads.py); the runtime's own default spins
@@ -397,7 +399,7 @@ def part_threads(check: Check, limit: float) -> dict:
     each = (limit - (time.monotonic() - start)) / len(policies)
     for name, policy in policies:
         out = check.work / f"threads-{name}"
-        env = {k: v for k, v in check.env.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
+        env = {k: v for k, v in check.env.items() if k not in (*USER_VARIABLES, "OMP_NUM_THREADS")}
         env.update(policy)
         check.checked([sys.executable, "-m", "antlm", "train", "--config", "tiny", "--out", out, "--force", *sets(values)],
                       each, f"tiny preset, {policy or 'antlm default'}", env)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """OpenMP wait behaviour of CPU training, on a quiet machine and beside other CPU-bound processes.
 
-Each setting trains the `tiny` preset (and, with --wide, the same at 256 wide) with 2 threads in a
+Each setting trains the `tiny` preset and the same at 256 wide (`--models`) with 2 threads in a
 fresh process, so that the OpenMP runtime reads the setting when torch loads. Settings are
 interleaved across repeats (a slow minute of the machine hits every setting alike); each run's
 figure is the median tokens/s of its train rows after the first (warm-up) window. `--busy N` runs N
@@ -10,9 +10,9 @@ one-core busy loops beside the measurements, as another user's job would.
     python benchmarks/wait_policy.py --repeats 3                 # quiet machine
     python benchmarks/wait_policy.py --repeats 3 --busy 1        # one core taken by another process
 
-Settings: `antlm` (nothing set: antlm chooses), `passive` (OMP_WAIT_POLICY=PASSIVE: sleep at once), `spin-N` (GOMP_SPINCOUNT=N, libgomp's
-spin iterations before sleeping; about 100,000 a millisecond), `runtime` (libgomp's own default,
-300,000), `active` (spin for minutes). Prints the median over repeats and the ratio to `passive`.
+Settings: `antlm` (nothing set: antlm chooses), `passive` (OMP_WAIT_POLICY=PASSIVE: sleep at
+once), `spin-N` (GOMP_SPINCOUNT=N, libgomp's spin iterations before sleeping; about 100,000 a
+millisecond), `runtime` (libgomp's own default, 300,000), `active` (spin for minutes). Prints the median over repeats and the ratio to `passive`.
 """
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from antlm.threads import USER_VARIABLES
 
 SETTINGS = {
     "antlm": {},  # neither variable set: antlm's own choice from the machine (antlm/threads.py)
@@ -40,7 +42,7 @@ BUSY_LOOP = "while True: pass"
 
 def base_env() -> dict:
     # Nothing the measurement sets may leak in from the caller's environment.
-    return {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
+    return {k: v for k, v in os.environ.items() if k not in (*USER_VARIABLES, "OMP_NUM_THREADS")}
 
 
 def train_once(model: str, setting: str, work: Path) -> float:
@@ -53,8 +55,8 @@ def train_once(model: str, setting: str, work: Path) -> float:
         cmd += ["--set", s]
     env = {**base_env(), **SETTINGS[setting]}
     subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=work)
-    chosen = json.loads((out / "run_info.json").read_text())
     if setting == "antlm":
+        chosen = json.loads((out / "run_info.json").read_text())
         print(f"  antlm chose OMP_WAIT_POLICY={chosen.get('omp_wait_policy')} GOMP_SPINCOUNT={chosen.get('gomp_spincount')}")
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     rates = [r["tokens_per_s"] for r in rows if r.get("split") == "train" and r.get("tokens_per_s")][1:]

@@ -861,12 +861,13 @@ def main(argv: Optional[list[str]] = None) -> int:
                      f"schedule={run['schedule']}", f"train.seed={run['seed']}", "train.progress=false",
                      f"train.threads={threads}", f"train.device={scale.device}",
                      f"train.word_checkpoints={','.join(map(str, milestones))}", *args.overrides]
-        mismatch = record_mismatch(load_record(record_path), corpus_words, overrides)
+        record = load_record(record_path)
+        mismatch = record_mismatch(record, corpus_words, overrides)
         if mismatch:
             print(f"error: {record_path.name} was made with {mismatch}; a study's runs must share their settings "
                   "(--records DIR starts a separate study)", file=sys.stderr)
             return 2
-        if record_done(load_record(record_path), has_eval):
+        if record_done(record, has_eval):
             continue
         pending.append({**run, "scale": args.scale, "run_dir": str(out / run["name"]), "record": str(record_path),
                         "overrides": overrides, "threads": threads, "device": scale.device, "commit": commit,
