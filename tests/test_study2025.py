@@ -1,26 +1,22 @@
 """experiments/strict_small_2025/run.py (issue 20): its smoke form end to end, resuming from the
 records alone, the statistics on hand-made numbers, the word-milestone scaling."""
-import importlib.util
 import json
 import math
 import shutil
-import sys
 
 import pytest
 
 from antlm.report import paired_test
 from antlm.tracks import parse_milestones
 from conftest import REPO, SHARED_DATA
+from experiments.strict_small_2025 import report
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("study2025_run", REPO / "experiments" / "strict_small_2025" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["study2025_run"] = module  # its dataclass looks its module up while being defined
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("study2025_run", None)
+    from experiments.strict_small_2025 import run
+
+    return run
 
 
 def test_milestones_scale_with_the_corpus(study):
@@ -33,25 +29,25 @@ def test_milestones_scale_with_the_corpus(study):
     assert study.scaled_milestones(2_966, (10, 100)) == [2_966, 29_660]
 
 
-def test_paired_stats_on_hand_made_numbers(study):
+def test_paired_stats_on_hand_made_numbers():
     base, other = {0: 50.0, 1: 52.0, 2: 51.0, 3: 53.0}, {0: 52.0, 1: 55.0, 2: 52.0, 3: 56.0, 9: 99.0}
-    result = study.paired_stats(base, other)  # seed 9 has no pair: left out
+    result = report.paired_stats(base, other)  # seed 9 has no pair: left out
     # differences 2, 3, 1, 3: mean 2.25, sd sqrt(2.75 / 3), t(0.975, 3) = 3.182446
     half = 3.182446 * math.sqrt(2.75 / 3) / 2
     assert result["n"] == 4 and result["diff"] == pytest.approx(2.25)
     assert result["base_mean"] == pytest.approx(51.5) and result["other_mean"] == pytest.approx(53.75)
     assert result["ci_low"] == pytest.approx(2.25 - half, abs=1e-5) and result["ci_high"] == pytest.approx(2.25 + half, abs=1e-5)
     assert f"{result['p']:.3f}" == paired_test(base, other)[3] == "0.018"  # antlm.report's test agrees
-    one = study.paired_stats({0: 1.0}, {0: 2.0})
+    one = report.paired_stats({0: 1.0}, {0: 2.0})
     assert one["diff"] == 1.0 and one["ci_low"] is None and one["p"] is None
-    same = study.paired_stats({0: 1.0, 1: 2.0}, {0: 2.0, 1: 3.0})
+    same = report.paired_stats({0: 1.0, 1: 2.0}, {0: 2.0, 1: 3.0})
     assert same["p"] is None and same["ci_low"] == same["ci_high"] == pytest.approx(1.0)
 
 
-def test_holm(study):
-    assert study.holm([0.01, 0.04, 0.03, None]) == pytest.approx([0.03, 0.06, 0.06, None])
-    assert study.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
-    assert study.holm([]) == []
+def test_holm():
+    assert report.holm([0.01, 0.04, 0.03, None]) == pytest.approx([0.03, 0.06, 0.06, None])
+    assert report.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert report.holm([]) == []
 
 
 def test_training_only_without_eval_data(study, tmp_path):
@@ -86,6 +82,28 @@ def test_start_before(study, tmp_path):
     job = {"threads": 1, "name": "late", "run_dir": str(tmp_path / "late"), "record": str(tmp_path / "late.json"),
            "start_before": time.time() - 1}
     assert study.run_one(job) == ("late", study.NOT_STARTED)
+    assert not any(tmp_path.iterdir())
+
+
+def test_finish_by_estimates_from_finished_runs(study, tmp_path):
+    import time
+
+    ref = {"backbone": "babyllama", "condition": "clm", "train": {"train_s": 6000.0}, "curve_done": True,
+           "curve": {"a": {"seconds": 60.0}, "b": {"seconds": 60.0}}, "final": {},
+           "final_parts": {"causal": {"seconds": 1200.0}, "mntp": {"seconds": 400.0}}}
+    other = {**ref, "condition": "antlm", "train": {"train_s": 5000.0}}
+    fresh = {"backbone": "babyllama", "condition": "antlm"}
+    assert study.remaining_seconds(fresh, True, [ref, other]) == 5000 + 120 + 1600  # its own condition's times
+    # Trained already (the run directory is there), half its curve and one backend scored.
+    half = {**fresh, "curve": {"a": {}}, "final_parts": {"causal": {}}}
+    assert study.remaining_seconds(half, False, [ref, other]) == 60 + 400
+    # Nothing of its backbone finished: the longest of any.
+    assert study.remaining_seconds({"backbone": "ltgbert", "condition": "mlm"}, True, [ref, other]) == 6000 + 1720
+    assert study.remaining_seconds(fresh, True, []) is None
+    # A worker leaves a run that would end after --finish-by untouched.
+    job = {"threads": 1, "name": "long", "run_dir": str(tmp_path / "long"), "record": str(tmp_path / "long.json"),
+           "finish_by": time.time() + 600, "expected_s": 3600.0}
+    assert study.run_one(job) == ("long", study.NOT_FINISHING)
     assert not any(tmp_path.iterdir())
 
 
@@ -142,6 +160,19 @@ def test_smoke_study_end_to_end(study, tmp_path):
     assert study.main(["--scale", "smoke", "--records", str(records), "--report-dir", str(tmp_path / "elsewhere"),
                        "--report-only"]) == 0
     assert (tmp_path / "elsewhere" / "RESULTS.md").read_text() == results
+
+    # A new session that lacks a run's final suite trains the run again: the same seed and data give
+    # the same model (the record says so), and the same final scores.
+    shutil.rmtree(runs / "smoke" / "babyllama-antlm-s1")
+    cut = json.loads(before["babyllama-antlm-s1.json"])
+    del cut["final"], cut["final_parts"]
+    (records / "babyllama-antlm-s1.json").write_text(json.dumps(cut))
+    assert study.main(args) == 0
+    redone = json.loads((records / "babyllama-antlm-s1.json").read_text())
+    assert redone["train"]["retrain_identical"] is True and redone["train"]["retrain_s"] > 0
+    assert redone["final"]["scores"] == json.loads(before["babyllama-antlm-s1.json"])["final"]["scores"]
+    assert "babyllama-antlm-s1 |" in (report / "RESULTS.md").read_text()
+    assert "retrained for the final suite (the same model)" in (report / "RESULTS.md").read_text()
 
     # Training stopped after its last checkpoint (no final/, no record): it resumes rather than
     # retrains (retraining would replace the checkpoint), then scores and records the run again.
