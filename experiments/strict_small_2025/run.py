@@ -3,7 +3,7 @@ word checkpoints scored on the fast sets as learning curves, the full 2025 suite
 models), at CPU scale or paper scale with one command (issue 20; README.md here has the design):
 
     python experiments/strict_small_2025/run.py --scale smoke     # seconds: the CI form
-    python experiments/strict_small_2025/run.py --scale cpu       # ~20 h on 2 cores, resumable across sessions
+    python experiments/strict_small_2025/run.py --scale cpu       # ~20-25 h on 2 cores, resumable across sessions
     python experiments/strict_small_2025/run.py --scale paper     # one GPU, the paper-size presets
     python experiments/strict_small_2025/run.py --scale cpu --report-only
 
