@@ -48,7 +48,7 @@ def count_words(corpus: Path) -> int:
 
 
 def code_commit() -> str:
-    """The last commit that changed the code the study runs (the library, this script, the package
+    """The last commit that changed the code the study runs (the library, the study's Python files, the package
     metadata), `-dirty` when the working tree differs from it. Not HEAD: with --commit-records HEAD
     moves with every record, while the code stays at the commit the study started from."""
     code = ["antlm", f"{HERE.relative_to(REPO)}/*.py", "pyproject.toml"]
