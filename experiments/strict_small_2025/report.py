@@ -200,6 +200,10 @@ def baseline_target_line(records: list[dict]) -> str:
             "scale was chosen for (chance: 50).")
 
 
+# A retrained run's `retrain_identical`, as RESULTS.md shows it (None: a runner that did not check).
+RETRAIN_NOTE = {True: "(the same model)", False: "(**a different model from the curve's**)", None: "(not checked)"}
+
+
 def write_report(records_dir: Path, report_dir: Path) -> Path:
     """RESULTS.md, summary.json and figures/ from the records alone (any machine, any time)."""
     plan = load_record(records_dir / "plan.json")
@@ -243,10 +247,9 @@ def write_report(records_dir: Path, report_dir: Path) -> Path:
         t = r["train"]
         eval_s = sum(e.get("seconds", 0) for e in r.get("curve", {}).values()) + r.get("final", {}).get("seconds", 0)
         stages = "train" + (f", curve {len(r.get('curve', {}))} pts" if r.get("curve") else "") + \
-                 (", final" if "final" in r else "") + \
-                 ("" if "retrain_s" not in t else ", retrained for the final suite" +
-                  (" (the same model)" if t.get("retrain_identical") else " (not checked)" if "retrain_identical"
-                   not in t else " (**a different model from the curve's**)"))
+                 (", final" if "final" in r else "")
+        if "retrain_s" in t:
+            stages += ", retrained for the final suite " + RETRAIN_NOTE[t.get("retrain_identical")]
         lines.append(f"| {r['name']} | {t['params']:,} | {t['words_seen']:,} | {_fmt(t['dev_clm_loss'], 3)} | "
                      f"{_fmt(t['dev_mlm_loss'], 3)} | {t['train_s'] / 60:.1f} | {eval_s / 60:.1f} | "
                      f"{_fmt(t.get('tokens_per_s'), 0)} | {stages} | {str(t.get('commit'))[:12]} |")
