@@ -61,11 +61,29 @@ def test_training_only_without_eval_data(study, tmp_path):
     results = (tmp_path / "runs" / "smoke" / "report" / "RESULTS.md").read_text()
     assert "2 of 2 planned runs are finished" in results
 
+    # A later invocation for part of the study (here: the same runs, done) keeps the larger plan.
+    plan_path = tmp_path / "records" / "plan.json"
+    plan = json.loads(plan_path.read_text())
+    plan_path.write_text(json.dumps({**plan, "runs": ["ltgbert-mlm-s0", *plan["runs"]], "design": "the whole study"}))
+    assert study.main(args) == 0
+    kept = json.loads(plan_path.read_text())
+    assert kept["runs"] == ["ltgbert-mlm-s0", *plan["runs"]] and kept["design"] == "the whole study"
+    assert "2 of 3 planned runs are finished" in (tmp_path / "runs" / "smoke" / "report" / "RESULTS.md").read_text()
+
     # Run again with another setting over the same records: refused in one line, nothing trained.
     again = args + ["--set", "optim.lr=1e-3"]
     before = (tmp_path / "records" / "babyllama-antlm-s0.json").read_text()
     assert study.main(again) == 2
     assert (tmp_path / "records" / "babyllama-antlm-s0.json").read_text() == before
+
+
+def test_plan_only_grows(study):
+    plan = {"scale": "cpu", "runs": ["a", "b", "c"], "design": "abc"}
+    assert study.grown_plan(plan, "cpu", ["b"], "b only") == (["a", "b", "c"], "abc")
+    assert study.grown_plan(plan, "cpu", ["c", "a", "b", "d"], "abcd") == (["a", "b", "c", "d"], "abcd")
+    assert study.grown_plan(plan, "cpu", ["b", "e"], "be") == (["a", "b", "c", "e"], "abc Runs added later (e): be")
+    assert study.grown_plan({}, "cpu", ["b"], "b") == (["b"], "b")
+    assert study.grown_plan(plan, "smoke", ["b"], "b") == (["b"], "b")  # another scale's plan is not this one
 
 
 def test_start_before(study, tmp_path):

@@ -224,6 +224,19 @@ def start_deadline(text: Optional[str], now: Optional[float] = None) -> Optional
     return stamp if stamp > now else stamp + 24 * 3600
 
 
+def grown_plan(recorded: dict, scale: str, names: list[str], design: str) -> tuple[list[str], str]:
+    """The study's plan only grows: an invocation for a subset (say `--seeds 1 --backbones babyllama`,
+    to run a few runs now) keeps the runs and design already planned, and one that adds runs appends
+    them. Returns (run names, design text)."""
+    earlier = recorded.get("runs", []) if recorded.get("scale") == scale else []
+    added = [n for n in names if n not in earlier]
+    if not earlier or set(names) >= set(earlier):
+        return earlier + added, design
+    if not added:
+        return earlier, recorded.get("design", design)
+    return earlier + added, f"{recorded.get('design', '')} Runs added later ({', '.join(added)}): {design}"
+
+
 def remaining_seconds(record: dict, needs_training: bool, finished: list[dict]) -> Optional[float]:
     """How long the stages a run still lacks took in the study's finished runs most like it (the same
     backbone and condition, else the same backbone, else any): the longest of them, the cautious
@@ -468,7 +481,8 @@ def main(argv: Optional[list[str]] = None) -> int:
               f"{scale.overlong or 'by the pipeline rule'}, and GLUE {', '.join(scale.glue_tasks) or 'none'} under the "
               f"2025 recipe with the own backend ({scale.glue or 'full size'}); statistics paired over seeds, "
               f"macro = mean of BLiMP, supplement, EWoK and entity tracking of one backend.")
-    write_json_atomic(records_dir / "plan.json", {"scale": args.scale, "runs": [r["name"] for r in runs],
+    names, design = grown_plan(load_record(records_dir / "plan.json"), args.scale, [r["name"] for r in runs], design)
+    write_json_atomic(records_dir / "plan.json", {"scale": args.scale, "runs": names,
                                                   "has_eval": has_eval, "design": design, "commit": commit})
     if args.report_only:  # no plan recorded yet: the report of a study not started
         print(f"report: {write_report(records_dir, report_dir)}")
