@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--glue-epochs", type=int, help="fewer fine-tuning epochs than the recipe's")
     evaluate.add_argument("--glue-train-limit", type=int, help="first N training examples per GLUE task")
     evaluate.add_argument("--glue-eval-limit", type=int, help="first N validation examples per GLUE task")
+    evaluate.add_argument("--glue-pooling", choices=("first", "last"),
+                          help="which token the GLUE head reads, instead of the recipe's (the 2025 pipeline reads "
+                               "the first unless given --take_final: under a causal mask that token has seen only "
+                               "itself)")
 
     export = commands.add_parser("export", help="export a model for other tools")
     export.add_argument("model", help="run directory or its final/")
@@ -203,7 +207,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
     if args.results_dir:
         check_output_dir(Path(args.results_dir), "--results-dir")
     glue = {key: value for key, value in (("max_epochs", args.glue_epochs), ("train_limit", args.glue_train_limit),
-                                          ("eval_limit", args.glue_eval_limit)) if value is not None}
+                                          ("eval_limit", args.glue_eval_limit), ("pooling", args.glue_pooling))
+            if value is not None}
     options = EvalOptions(
         tasks=parse_task_list(args.tasks) if args.tasks is not None else None, backend=args.backend, compat=args.compat,
         variant=args.variant, reduction=args.reduction, limit=args.limit, batch_tokens=args.batch_tokens,

@@ -291,6 +291,22 @@ def test_2025_end_to_end_runs_every_epoch_drops_last_batch(models, official_layo
     assert files["finetune/mrpc/results.txt"].splitlines()[0] == f"accuracy: {entry['fractions']['accuracy']}"
 
 
+def test_2025_first_token_of_a_causal_model_is_constant_and_pooling_last_reads(models, official_layout):
+    """The 2025 recipe pools the first token; under the causal mask it has seen only itself, so every
+    example gets one prediction, and the entry says so. pooling=last (the reference's --take_final)
+    reads the whole input and learns the toy task."""
+    overrides = {"lr": 3e-3, "batch_size": 8, "max_epochs": 3, "train_limit": 256, "eval_limit": 64}
+    first = run_glue(models["babyllama"], official_layout, ["mrpc"], "causal", GLUE_2025, overrides, log=QUIET)["mrpc"]
+    assert first["pooling"] == "first" and len({p["pred"] for p in first["predictions"]}) == 1
+    assert first["note"].startswith("every validation prediction is class")
+    last = run_glue(models["babyllama"], official_layout, ["mrpc"], "causal", GLUE_2025,
+                    {**overrides, "pooling": "last"}, log=QUIET)["mrpc"]
+    assert last["pooling"] == "last" and last["overrides"]["pooling"] == "last" and "note" not in last
+    assert last["accuracy"] > 80, last["history"]
+    with pytest.raises(UserError, match="pooling must be first or last"):
+        run_glue(models["babyllama"], official_layout, ["mrpc"], "causal", GLUE_2025, {"pooling": "mean"}, log=QUIET)
+
+
 def test_2024_default_tasks_name_what_cannot_run(models, tmp_path):
     """The 2024 task set on a data dir like the shared one: tasks without train data are not run
     (with the reason), and no score claims to be the 2024 GLUE."""

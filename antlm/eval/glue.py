@@ -53,6 +53,12 @@ class GlueSettings:
     patience: Optional[int] = None
     max_length: Optional[int] = None
     seed: Optional[int] = None
+    pooling: Optional[str] = None
+    """`first` or `last` (the last real token): which position the head reads, for this backend.
+    The 2025 pipeline pools the first token unless its `--take_final` flag is given, and a causal
+    model's first token has seen only itself (every example looks the same to the head): `last` is
+    what that flag is for. Its own rule differs on padded batches (without `--causal` it reads
+    position -1, a pad for all but the longest row); antlm reads the last real token."""
     train_limit: Optional[int] = None
     """Use only the first N training examples (a cheaper, non-comparable run)."""
     eval_limit: Optional[int] = None
@@ -82,6 +88,8 @@ def _check_settings(s: GlueSettings) -> None:
             raise UserError(f"glue setting {name} must be at least 1, got {value}")
     if s.max_length is not None and s.max_length < 8:
         raise UserError(f"glue setting max_length must be at least 8, got {s.max_length}")
+    if s.pooling not in (None, "first", "last"):
+        raise UserError(f"glue setting pooling must be first or last, got {s.pooling!r}")
     if s.lr is not None and s.lr < 0:
         raise UserError(f"glue setting lr must be >= 0, got {s.lr}")
 
@@ -342,10 +350,11 @@ def finetune_task(model_path, data: TaskData, backend: str, recipe: GlueRecipe =
     backbone, tokenizer = load_model(model_path, device)
     max_length = min(recipe.max_length if s.max_length is None else s.max_length, backbone.cfg.max_seq_len)
     pad = tokenizer.token_to_id("<pad>")
-    spec = recipe.head[backend]
+    spec = recipe.head[backend] if s.pooling is None else dataclasses.replace(recipe.head[backend], pooling=s.pooling)
     if backend == "causal" and spec.pooling == "first":
         log(f"warning: glue {task}: the {recipe.name} recipe pools the first token; under the causal mask it "
-            "has seen only itself, so the classifier sees the same input for every example")
+            "has seen only itself, so the classifier sees the same input for every example (pooling=last reads "
+            "the last token)")
     torch.manual_seed(seed)  # head init and dropout, as both pipelines seed before building the model
     classifier = GlueClassifier(backbone, NUM_LABELS[task], backend == "causal", spec).to(device)
 
@@ -400,7 +409,13 @@ def finetune_task(model_path, data: TaskData, backend: str, recipe: GlueRecipe =
     entry = {"status": "ok", "metric": metric, "score": scores[metric], **scores, "fractions": best["fractions"], **common,
              "train_examples": len(train), "eval_examples": len(valid), "max_length": max_length,
              "steps_per_epoch": steps_per_epoch, "history": history,
-             "predictions": [{"id": f"{task}_{i}", "pred": p} for i, p in enumerate(best["preds"])]}
+             "predictions": [{"id": f"{task}_{i}", "pred": p} for i, p in enumerate(best["preds"])],
+             "pooling": spec.pooling}
+    if len(set(best["preds"])) == 1:
+        # A constant prediction scores the class's rate, whatever the model knows: flag it so that such
+        # a score is not read as a result (a causal model pooled at its first token always gives one).
+        entry["note"] = f"every validation prediction is class {best['preds'][0]}: the score is that class's rate"
+        log(f"warning: glue {task}: {entry['note']}")
     if mm_rows is not None:
         mm_fractions = metric_fractions(best["mm_preds"], [r.label for r in mm], NUM_LABELS[task])
         mm_scores, mm_metric = _percent(mm_fractions), recipe.reported["mnli-mm"]
@@ -431,7 +446,8 @@ def run_glue(model_path, data_dir, tasks: Optional[Iterable[str]] = None, backen
     metrics in 0-1, unrounded), selection_metric,
     best_epoch, epochs_run, train_examples, eval_examples, max_length (after clipping to the model),
     steps_per_epoch, settings (the hyper-parameters used), overrides (those that differ from the
-    recipe), history (per epoch, 0-100), and predictions [{"id": "<task>_<i>", "pred": label}] in
+    recipe), pooling (the position the head read), note (only when every prediction is one class),
+    history (per epoch, 0-100), and predictions [{"id": "<task>_<i>", "pred": label}] in
     validation-file order from the best epoch. "mnli-mm" has the same keys from MNLI's best epoch,
     ids "mnli-mm_<i>", and trained_on "mnli". A task that cannot run: {"status": "not_run", "reason"}.
     """
