@@ -44,6 +44,18 @@ def test_paired_stats_on_hand_made_numbers():
     assert same["p"] is None and same["ci_low"] == same["ci_high"] == pytest.approx(1.0)
 
 
+def test_causal_first_token_glue_is_left_out():
+    scores = {"glue_rte_causal": 53.96, "glue_rte_mlm": 60.0, "blimp_causal": 57.0}
+    assert report.blind_glue({"final": {"scores": scores, "glue": {"train_limit": 2000}}}) == {"glue_rte_causal"}
+    assert report.blind_glue({"final": {"scores": scores, "glue": {"pooling": "last"}}}) == set()
+    records = [{"name": f"babyllama-{c}-s{s}", "backbone": "babyllama", "condition": c, "seed": s,
+                "train": {"dev_clm_loss": 4.0, "dev_mlm_loss": 5.0},
+                "final": {"scores": {**scores, "blimp_causal": 57.0 + s + (c == "antlm")}, "glue": {}}}
+               for c in ("clm", "antlm") for s in (0, 1)]
+    assert {r["metric"] for r in report.backbone_stats(records, "babyllama")} == {
+        "blimp_causal", "glue_rte_mlm", "dev_clm_loss", "dev_mlm_loss"}
+
+
 def test_holm():
     assert report.holm([0.01, 0.04, 0.03, None]) == pytest.approx([0.03, 0.06, 0.06, None])
     assert report.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])

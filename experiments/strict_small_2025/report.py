@@ -10,6 +10,8 @@ from typing import Optional
 
 import numpy as np
 
+from antlm.eval.glue_recipes import GLUE_2025
+
 from experiments.strict_small_2025.design import (BACKBONES, CONDITIONS, OWN_BACKEND, check_no_paths, load_record,
                                                   parse_schedule, record_done, write_json_atomic)
 
@@ -76,6 +78,17 @@ def final_scores(record: dict) -> dict:
     return scores
 
 
+def blind_glue(record: dict) -> set[str]:
+    """The record's GLUE scores that cannot tell models apart: a causal fine-tuning whose head reads
+    the first token (the 2025 recipe's rule unless a `pooling` override says otherwise), which
+    under the causal mask has seen only `<s>`, so every example looks the same to the head and the
+    score is the rate of the one class it predicts."""
+    final = record.get("final", {})
+    if final.get("glue", {}).get("pooling", GLUE_2025.head["causal"].pooling) != "first":
+        return set()
+    return {k for k in final.get("scores", {}) if k.startswith("glue_") and k.endswith("_causal")}
+
+
 def backbone_stats(records: list[dict], backbone: str) -> list[dict]:
     """Every condition against the backbone's baseline, per score and per dev loss, paired by seed,
     Holm-corrected over all the tests of the backbone."""
@@ -90,6 +103,8 @@ def backbone_stats(records: list[dict], backbone: str) -> list[dict]:
             metrics = {**final_scores(r), "dev_clm_loss": r["train"].get("dev_clm_loss"),
                        "dev_mlm_loss": r["train"].get("dev_mlm_loss")}
             for key, value in metrics.items():
+                if key in blind_glue(r):
+                    continue
                 if value is not None and not (isinstance(value, float) and math.isnan(value)):
                     values.setdefault(key, {}).setdefault(r["condition"], {})[r["seed"]] = value
         for key in sorted(values):
@@ -275,6 +290,14 @@ def write_report(records_dir: Path, report_dir: Path) -> Path:
                     cells.append("n/a" if not v else f"{np.mean(v):.2f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.2f} "
                                                      f"({len(v)})")
                 lines.append(f"| {key} | " + " | ".join(cells) + " |")
+        blind = sorted(set().union(*(blind_glue(r) for r in mine)))
+        if blind:
+            lines += ["", f"{', '.join(blind)}: the 2025 recipe's GLUE head reads the first token, which under the "
+                      "causal mask has seen only `<s>`; every example looks the same to it, so each score is the "
+                      "rate of the one class it predicts (the majority class of the training rows), whatever the "
+                      "model knows. They compare nothing and are left out of the statistics (the reference "
+                      "pipeline's own behaviour; `--glue-pooling last` is antlm's counterpart of its "
+                      "`--take_final`)."]
         if backbone == "babyllama":
             lines += ["", baseline_target_line(mine)]
         backbone_complete = all(n in finished for n in planned if n.startswith(backbone + "-"))
