@@ -19,7 +19,6 @@ canvas; pyplot is never imported, so no display is needed and no global backend 
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -30,12 +29,12 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import EngFormatter
-from scipy import stats
 
 from antlm.atomic import write_text
 from antlm.errors import UserError
 from antlm.eval.outputs import compat_of
 from antlm.schedule import Schedule, ScheduleError
+from antlm.stats import paired_stats
 
 TASKS = ("blimp", "blimp_supplement", "ewok", "entity_tracking", "wug_adj", "wug_past", "glue", "macro")
 # The 2024 columns are always shown (n/a where not run); the 2025 tasks only when some run has them.
@@ -444,20 +443,16 @@ def _stat(values: list[float], digits: int = 2) -> str:
 def paired_test(base: dict[int, float], other: dict[int, float]) -> tuple[str, str, str, str, int]:
     """(base mean, other mean, mean difference other-base, p-value, pairs) as text, all over the
     seeds both conditions have, so that the difference is the difference of the two means."""
-    seeds = sorted(set(base) & set(other))
-    if not seeds:
+    result = paired_stats(base, other)
+    if not result["n"]:
         return "n/a", "n/a", "n/a", "n/a (no shared seeds)", 0
-    a, b = np.array([base[s] for s in seeds]), np.array([other[s] for s in seeds])
-    diffs = b - a
-    means = f"{a.mean():.2f}", f"{b.mean():.2f}", f"{diffs.mean():+.2f}"
-    if len(seeds) < 2:
+    means = f"{result['base_mean']:.2f}", f"{result['other_mean']:.2f}", f"{result['diff']:+.2f}"
+    if result["n"] < 2:
         return *means, "n/a (1 seed)", 1
-    if np.allclose(diffs, diffs[0], rtol=0, atol=1e-9):  # zero variance: t is undefined
-        return *means, "n/a (identical differences)", len(seeds)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p = stats.ttest_rel(b, a).pvalue
-    return *means, ("<0.001" if p < 0.001 else f"{p:.3f}"), len(seeds)
+    if result["p"] is None:  # zero variance: t is undefined
+        return *means, "n/a (identical differences)", result["n"]
+    p = result["p"]
+    return *means, ("<0.001" if p < 0.001 else f"{p:.3f}"), result["n"]
 
 
 def _md(text: str) -> str:

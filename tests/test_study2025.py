@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from antlm.report import paired_test
+from antlm.stats import holm, paired_stats
 from antlm.tracks import parse_milestones
 from conftest import REPO, SHARED_DATA
 from experiments.strict_small_2025 import report
@@ -31,16 +32,16 @@ def test_milestones_scale_with_the_corpus(study):
 
 def test_paired_stats_on_hand_made_numbers():
     base, other = {0: 50.0, 1: 52.0, 2: 51.0, 3: 53.0}, {0: 52.0, 1: 55.0, 2: 52.0, 3: 56.0, 9: 99.0}
-    result = report.paired_stats(base, other)  # seed 9 has no pair: left out
+    result = paired_stats(base, other)  # seed 9 has no pair: left out
     # differences 2, 3, 1, 3: mean 2.25, sd sqrt(2.75 / 3), t(0.975, 3) = 3.182446
     half = 3.182446 * math.sqrt(2.75 / 3) / 2
     assert result["n"] == 4 and result["diff"] == pytest.approx(2.25)
     assert result["base_mean"] == pytest.approx(51.5) and result["other_mean"] == pytest.approx(53.75)
     assert result["ci_low"] == pytest.approx(2.25 - half, abs=1e-5) and result["ci_high"] == pytest.approx(2.25 + half, abs=1e-5)
     assert f"{result['p']:.3f}" == paired_test(base, other)[3] == "0.018"  # antlm.report's test agrees
-    one = report.paired_stats({0: 1.0}, {0: 2.0})
+    one = paired_stats({0: 1.0}, {0: 2.0})
     assert one["diff"] == 1.0 and one["ci_low"] is None and one["p"] is None
-    same = report.paired_stats({0: 1.0, 1: 2.0}, {0: 2.0, 1: 3.0})
+    same = paired_stats({0: 1.0, 1: 2.0}, {0: 2.0, 1: 3.0})
     assert same["p"] is None and same["ci_low"] == same["ci_high"] == pytest.approx(1.0)
 
 
@@ -57,9 +58,9 @@ def test_causal_first_token_glue_is_left_out():
 
 
 def test_holm():
-    assert report.holm([0.01, 0.04, 0.03, None]) == pytest.approx([0.03, 0.06, 0.06, None])
-    assert report.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
-    assert report.holm([]) == []
+    assert holm([0.01, 0.04, 0.03, None]) == pytest.approx([0.03, 0.06, 0.06, None])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm([]) == []
 
 
 def test_training_only_without_eval_data(study, tmp_path):

@@ -4,53 +4,18 @@ dev-loss figures, the tables."""
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from antlm.eval.glue_recipes import GLUE_2025
+from antlm.stats import holm, paired_stats
 
 from experiments.strict_small_2025.design import (BACKBONES, CONDITIONS, OWN_BACKEND, check_no_paths, load_record,
                                                   parse_schedule, record_done, write_json_atomic)
 
 # ------------------------------------------------------------------------------------- statistics
-
-def paired_stats(base: dict, other: dict) -> dict:
-    """other - base over the seeds both have (seed k paired with seed k): mean difference, its 95%
-    confidence interval from the t distribution, the paired t-test p. CI and p are None under two
-    pairs, p is None when every difference is the same (t undefined)."""
-    from scipy import stats
-
-    seeds = sorted(set(base) & set(other))
-    out = {"n": len(seeds), "base_mean": None, "other_mean": None, "diff": None, "ci_low": None, "ci_high": None,
-           "p": None}
-    if not seeds:
-        return out
-    a, b = np.array([base[s] for s in seeds], float), np.array([other[s] for s in seeds], float)
-    diffs = b - a
-    out.update(base_mean=float(a.mean()), other_mean=float(b.mean()), diff=float(diffs.mean()))
-    if len(seeds) < 2:
-        return out
-    half = float(stats.t.ppf(0.975, len(seeds) - 1) * diffs.std(ddof=1) / math.sqrt(len(seeds)))
-    out.update(ci_low=out["diff"] - half, ci_high=out["diff"] + half)
-    if not np.allclose(diffs, diffs[0], rtol=0, atol=1e-12):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out["p"] = float(stats.ttest_rel(b, a).pvalue)
-    return out
-
-
-def holm(pvalues: list) -> list:
-    """Holm-Bonferroni adjusted p-values (None stays None and does not count as a test)."""
-    ranked = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
-    adjusted: list = [None] * len(pvalues)
-    running = 0.0
-    for rank, (p, index) in enumerate(ranked):
-        running = max(running, min(1.0, (len(ranked) - rank) * p))
-        adjusted[index] = running
-    return adjusted
 
 # ----------------------------------------------------------------------------------------- report
 
