@@ -161,6 +161,8 @@ def test_smoke_study_end_to_end(study, tmp_path):
         assert {"train", "curve", "final"} <= set(record) and record["curve_done"]
         assert len(record["curve"]) >= 2 and "final" in record["curve"]  # word checkpoints + the final model
         assert record["train"]["commit"] and record["train"]["train_s"] >= 0
+        if name.startswith("babyllama"):  # the 2025 head reads <s> under the causal mask: one class, measured
+            assert record["final"]["glue_constant"] == ["glue_rte_causal"]
     # No path of this machine in anything that is committed or reported.
     for path in [*records.glob("*.json"), report / "RESULTS.md", report / "summary.json"]:
         assert str(tmp_path) not in path.read_text() and str(REPO) not in path.read_text(), path
@@ -175,6 +177,8 @@ def test_smoke_study_end_to_end(study, tmp_path):
     results = (report / "RESULTS.md").read_text()
     assert "8 of 8 planned runs are finished" in results and "Holm" in results and "incomplete" not in results
     assert "The CLM baseline's fast BLiMP (causal)" in results and "the target of 60" in results
+    assert "glue_mean_causal, glue_rte_causal: the 2025 recipe's GLUE head reads the first token" in results
+    assert "glue_rte_causal" not in results.split("Answer (paired")[1].split("## ltgbert")[0]  # not tested
     assert (report / "figures" / "smoke-babyllama-curves.png").is_file()
     assert (report / "figures" / "smoke-ltgbert-dev.png").is_file()
 

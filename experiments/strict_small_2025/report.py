@@ -263,6 +263,14 @@ def write_report(records_dir: Path, report_dir: Path) -> Path:
                       "model knows. They compare nothing and are left out of the statistics (the reference "
                       "pipeline's own behaviour; `--glue-pooling last` is antlm's counterpart of its "
                       "`--take_final`)."]
+        constant: dict = {}
+        for r in mine:
+            for key in set(r.get("final", {}).get("glue_constant", [])) - blind_glue(r):
+                constant.setdefault(key, []).append(r["name"])
+        if constant:
+            lines += ["", "GLUE scores whose validation predictions were all one class, so the score is that class's "
+                      "rate (kept in the statistics: not learning the task is a result): "
+                      + "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(constant.items())) + "."]
         if backbone == "babyllama":
             lines += ["", baseline_target_line(mine)]
         backbone_complete = all(n in finished for n in planned if n.startswith(backbone + "-"))

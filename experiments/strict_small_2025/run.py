@@ -206,6 +206,14 @@ def _flat_scores(results: dict, suffix: str = "") -> tuple[dict, dict]:
     return scores, skipped
 
 
+def _constant_glue(results: dict) -> list[str]:
+    """The glue_<task>_<backend> scores whose validation predictions were all one class (the score is
+    then that class's rate, whatever the model knows)."""
+    return sorted(f"glue_{task}_{backend}" for backend, entry in results["results"].items()
+                  for task, task_entry in (entry["tasks"].get("glue") or {}).get("tasks", {}).items()
+                  if task_entry.get("note", "").startswith("every validation prediction"))
+
+
 NOT_STARTED = "not started: past the time given to --start-before"
 NOT_FINISHING = "not started: by the study's own timings it would not finish before the time given to --finish-by"
 
@@ -316,13 +324,16 @@ def run_one(job: dict) -> tuple[str, Optional[str]]:
                 results = _eval(run_dir / "final", job, "full", job["final_tasks"], backend, limit, glue)
                 scores, skipped = _flat_scores(results)
                 parts[backend] = {"scores": scores, "items_skipped": skipped, "limit": limit,
-                                  "complete": results["complete"], "seconds": round(time.perf_counter() - began, 1)}
+                                  "complete": results["complete"], "glue_constant": _constant_glue(results),
+                                  "seconds": round(time.perf_counter() - began, 1)}
                 save_record(job, record)
                 log(f"final {backend} scored in {parts[backend]['seconds'] / 60:.1f} min")
             record["final"] = {"scores": {k: v for p in parts.values() for k, v in p["scores"].items()},
                                "items_skipped": {k: v for p in parts.values() for k, v in p["items_skipped"].items()},
                                "limit": {b: p["limit"] for b, p in parts.items()}, "glue": job["glue"],
-                               "glue_tasks": job["glue_tasks"], "complete": all(p["complete"] for p in parts.values()),
+                               "glue_tasks": job["glue_tasks"],
+                               "glue_constant": sorted(k for p in parts.values() for k in p.get("glue_constant", [])),
+                               "complete": all(p["complete"] for p in parts.values()),
                                "seconds": round(sum(p["seconds"] for p in parts.values()), 1), "commit": job["commit"]}
             save_record(job, record)
         return name, None
