@@ -116,6 +116,30 @@ def test_start_before(study, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_training_clock_counts_every_invocation(study, tmp_path):
+    # A run killed by a session's end resumes in the next one: its record's train_s is the time of
+    # every invocation, each killed one counted until the last line it wrote to metrics.jsonl.
+    import os
+    import time
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    first = study.start_train_clock(run_dir, fresh=True)
+    assert first == {"seconds": 0.0, "interruptions": 0}
+    since = json.loads((run_dir / study.TRAIN_CLOCK).read_text())["running_since"]
+    metrics = run_dir / "metrics.jsonl"
+    metrics.write_text("{}\n")
+    os.utime(metrics, (since + 600, since + 600))  # the killed invocation logged for 600 s
+    second = study.start_train_clock(run_dir, fresh=False)
+    assert second["seconds"] == pytest.approx(600) and second["interruptions"] == 1
+    done = study.stop_train_clock(run_dir, second, time.time() - 30)
+    assert done["seconds"] == pytest.approx(630, abs=1) and done["interruptions"] == 1
+    assert json.loads((run_dir / study.TRAIN_CLOCK).read_text()) == done  # stopped: nothing running
+    # Resuming a finished run adds only its own (short) time; training afresh starts the count again.
+    assert study.start_train_clock(run_dir, fresh=False)["seconds"] == done["seconds"]
+    assert study.start_train_clock(run_dir, fresh=True) == {"seconds": 0.0, "interruptions": 0}
+
+
 def test_finish_by_estimates_from_finished_runs(study, tmp_path):
     import time
 
@@ -161,6 +185,7 @@ def test_smoke_study_end_to_end(study, tmp_path):
         assert {"train", "curve", "final"} <= set(record) and record["curve_done"]
         assert len(record["curve"]) >= 2 and "final" in record["curve"]  # word checkpoints + the final model
         assert record["train"]["commit"] and record["train"]["train_s"] >= 0
+        assert record["train"]["interruptions"] == 0
         if name.startswith("babyllama"):  # the 2025 head reads <s> under the causal mask: one class, measured
             assert record["final"]["glue_constant"] == ["glue_rte_causal"]
     # No path of this machine in anything that is committed or reported.

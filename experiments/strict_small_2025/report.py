@@ -226,7 +226,9 @@ def write_report(records_dir: Path, report_dir: Path) -> Path:
     for r in records:
         t = r["train"]
         eval_s = sum(e.get("seconds", 0) for e in r.get("curve", {}).values()) + r.get("final", {}).get("seconds", 0)
-        stages = "train" + (f", curve {len(r.get('curve', {}))} pts" if r.get("curve") else "") + \
+        # A run cut off by a session's end resumes in the next; train min then spans the invocations.
+        resumed = f" (resumed {t['interruptions']}x)" if t.get("interruptions") else ""
+        stages = "train" + resumed + (f", curve {len(r.get('curve', {}))} pts" if r.get("curve") else "") + \
                  (", final" if "final" in r else "")
         if "retrain_s" in t:
             stages += ", retrained for the final suite " + RETRAIN_NOTE[t.get("retrain_identical")]

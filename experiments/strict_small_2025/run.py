@@ -135,26 +135,60 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def _train(job: dict, run_dir: Path, log: Callable) -> float:
+TRAIN_CLOCK = "train_clock.json"
+
+
+def start_train_clock(run_dir: Path, fresh: bool) -> dict:
+    """The training's wall time over every invocation, kept in the run directory: a run cut off by a
+    session's end resumes in the next one, and its record must give the whole time, not the last
+    share. An invocation that was killed left its start time behind; it counts until the last line
+    it wrote to metrics.jsonl, so a kill loses at most one logging interval of the count."""
+    path = run_dir / TRAIN_CLOCK
+    clock = {"seconds": 0.0, "interruptions": 0}
+    if not fresh and path.is_file():
+        clock = json.loads(path.read_text())
+        since = clock.pop("running_since", None)
+        if since is not None:
+            metrics = run_dir / "metrics.jsonl"
+            clock["seconds"] += max(0.0, metrics.stat().st_mtime - since) if metrics.is_file() else 0.0
+            clock["interruptions"] += 1
+    write_json_atomic(path, {**clock, "running_since": time.time()})
+    return clock
+
+
+def stop_train_clock(run_dir: Path, clock: dict, began: float) -> dict:
+    clock = {**clock, "seconds": round(clock["seconds"] + time.time() - began, 1)}
+    write_json_atomic(run_dir / TRAIN_CLOCK, clock)
+    return clock
+
+
+def _train(job: dict, run_dir: Path, log: Callable) -> dict:
+    """Train or resume; returns the training clock: {"seconds", "interruptions"} over all invocations."""
     from antlm.config import build_config
     from antlm.train.loop import train
     from antlm.train.setup import RunError
 
     cfg = build_config(job["preset"], job["overrides"])
-    start = time.perf_counter()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    began = time.time()
     if (run_dir / "config.yaml").is_file():
-        # Started in this session before an interruption: resume from the last checkpoint (a
-        # no-op once trained); a changed config makes resume refuse, and then it trains afresh.
+        # Started before an interruption (in this session or an earlier one, the run directory kept):
+        # resume from the last checkpoint (a no-op once trained); a changed config makes resume
+        # refuse, and then it trains afresh.
+        clock = start_train_clock(run_dir, fresh=False)
         try:
             log("resuming training")
             train(cfg, run_dir, resume=True, log=lambda m: None)
         except RunError:
             log("cannot resume (changed config): training afresh")
+            clock = start_train_clock(run_dir, fresh=True)
+            began = time.time()
             train(cfg, run_dir, force=True, log=lambda m: None)
     else:
         log("training")
+        clock = start_train_clock(run_dir, fresh=True)
         train(cfg, run_dir, force=True, log=lambda m: None)
-    return time.perf_counter() - start
+    return stop_train_clock(run_dir, clock, began)
 
 
 def training_facts(run_dir: Path) -> dict:
@@ -292,7 +326,8 @@ def run_one(job: dict) -> tuple[str, Optional[str]]:
                                            "corpus", "corpus_words", "milestones", "settings")})
         needs_model = not record_done(record, job["has_eval"])
         if needs_model and ("train" not in record or not (run_dir / "final" / "config.json").is_file()):
-            seconds = _train(job, run_dir, log)
+            clock = _train(job, run_dir, log)
+            seconds = clock["seconds"]
             facts = training_facts(run_dir)
             if "train" in record:  # a new session without the run dir: retrained (same seed, same data)
                 # The curve points already recorded came from the first training: say whether the
@@ -305,7 +340,8 @@ def run_one(job: dict) -> tuple[str, Optional[str]]:
                                      f"{record['train'].get('dev_clm_loss')} recorded"))
             else:
                 record["train"] = {**facts, "train_s": round(seconds, 1), "commit": job["commit"],
-                                   "threads": job["threads"], "device": job["device"]}
+                                   "threads": job["threads"], "device": job["device"],
+                                   "interruptions": clock["interruptions"]}
             save_record(job, record)
             log(f"trained in {seconds / 60:.1f} min, dev clm {facts['dev_clm_loss']}, dev mlm {facts['dev_mlm_loss']}")
         if not job["has_eval"]:
