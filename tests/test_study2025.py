@@ -138,6 +138,12 @@ def test_training_clock_counts_every_invocation(study, tmp_path):
     # Resuming a finished run adds only its own (short) time; training afresh starts the count again.
     assert study.start_train_clock(run_dir, fresh=False)["seconds"] == done["seconds"]
     assert study.start_train_clock(run_dir, fresh=True) == {"seconds": 0.0, "interruptions": 0}
+    # A run started by a runner without the clock counts from its config.yaml.
+    (run_dir / study.TRAIN_CLOCK).unlink()
+    (run_dir / "config.yaml").write_text("{}\n")
+    os.utime(run_dir / "config.yaml", (since, since))
+    older = study.start_train_clock(run_dir, fresh=False)
+    assert older["seconds"] == pytest.approx(600) and older["interruptions"] == 1
 
 
 def test_finish_by_estimates_from_finished_runs(study, tmp_path):

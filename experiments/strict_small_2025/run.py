@@ -143,15 +143,18 @@ def start_train_clock(run_dir: Path, fresh: bool) -> dict:
     session's end resumes in the next one, and its record must give the whole time, not the last
     share. An invocation that was killed left its start time behind; it counts until the last line
     it wrote to metrics.jsonl, so a kill loses at most one logging interval of the count."""
-    path = run_dir / TRAIN_CLOCK
+    path, metrics = run_dir / TRAIN_CLOCK, run_dir / "metrics.jsonl"
     clock = {"seconds": 0.0, "interruptions": 0}
+    since = None
     if not fresh and path.is_file():
         clock = json.loads(path.read_text())
         since = clock.pop("running_since", None)
-        if since is not None:
-            metrics = run_dir / "metrics.jsonl"
-            clock["seconds"] += max(0.0, metrics.stat().st_mtime - since) if metrics.is_file() else 0.0
-            clock["interruptions"] += 1
+    elif not fresh and (run_dir / "config.yaml").is_file():
+        # Started by a runner without the clock (commit 4dc449b and earlier): from its config.yaml.
+        since = (run_dir / "config.yaml").stat().st_mtime
+    if since is not None:
+        clock["seconds"] += max(0.0, metrics.stat().st_mtime - since) if metrics.is_file() else 0.0
+        clock["interruptions"] += 1
     write_json_atomic(path, {**clock, "running_since": time.time()})
     return clock
 
