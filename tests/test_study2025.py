@@ -57,6 +57,21 @@ def test_causal_first_token_glue_is_left_out():
         "blimp_causal", "glue_rte_mlm", "dev_clm_loss", "dev_mlm_loss"}
 
 
+def test_a_fast_set_equal_to_its_whole_set_is_one_test():
+    records = [{"name": f"babyllama-{c}-s{s}", "backbone": "babyllama", "condition": c, "seed": s,
+                "train": {"dev_clm_loss": 4.0 + s / 10, "dev_mlm_loss": 5.0 - s / 7 - (c == "antlm")},
+                "final": {"scores": {"wug_adj_causal": 60.0 + s * s + (c == "antlm") * (s + 1),
+                                     "wug_adj_fast_causal": 60.0 + s * s + (c == "antlm") * (s + 1),
+                                     "blimp_causal": 57.0 + s + (c == "antlm") * s / 3}, "glue": {}}}
+               for c in ("clm", "antlm") for s in (0, 1, 2)]
+    rows = {r["metric"]: r for r in report.backbone_stats(records, "babyllama")}
+    assert rows["wug_adj_fast_causal"]["same_as"] == "wug_adj_causal" and rows["wug_adj_causal"]["same_as"] is None
+    counted = [r["p"] for r in rows.values() if r["same_as"] is None]
+    assert len(counted) == 4  # blimp, wug_adj and the two dev losses
+    assert rows["wug_adj_fast_causal"]["p_holm"] == rows["wug_adj_causal"]["p_holm"] == pytest.approx(
+        holm(counted)[[r["metric"] for r in rows.values() if r["same_as"] is None].index("wug_adj_causal")])
+
+
 def test_holm():
     assert holm([0.01, 0.04, 0.03, None]) == pytest.approx([0.03, 0.06, 0.06, None])
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])

@@ -56,7 +56,9 @@ def blind_glue(record: dict) -> set[str]:
 
 def backbone_stats(records: list[dict], backbone: str) -> list[dict]:
     """Every condition against the backbone's baseline, per score and per dev loss, paired by seed,
-    Holm-corrected over all the tests of the backbone."""
+    Holm-corrected over all the tests of the backbone. A score whose values equal another's in every
+    run (a fast set that is the whole set, as WUG's) is the same test: it is shown with `same_as` and
+    not counted twice in the correction."""
     mine = [r for r in records if r["backbone"] == backbone and "train" in r]
     base_name = CONDITIONS[backbone][0][0]
     rows = []
@@ -72,13 +74,21 @@ def backbone_stats(records: list[dict], backbone: str) -> list[dict]:
                     continue
                 if value is not None and not (isinstance(value, float) and math.isnan(value)):
                     values.setdefault(key, {}).setdefault(r["condition"], {})[r["seed"]] = value
+        first_of: dict = {}
         for key in sorted(values):
             both = values[key]
             if base_name in both and condition in both:
+                same_as = first_of.setdefault(repr(sorted(both.items())), key)
                 rows.append({"condition": condition, "baseline": base_name, "metric": key,
+                             "same_as": same_as if same_as != key else None,
                              **paired_stats(both[base_name], both[condition])})
-    for row, adjusted in zip(rows, holm([r["p"] for r in rows])):
+    counted = [r for r in rows if r["same_as"] is None]
+    for row, adjusted in zip(counted, holm([r["p"] for r in counted])):
         row["p_holm"] = adjusted
+    for row in rows:
+        if row["same_as"] is not None:
+            row["p_holm"] = next(r["p_holm"] for r in counted
+                                 if r["metric"] == row["same_as"] and r["condition"] == row["condition"])
     return rows
 
 
@@ -282,7 +292,7 @@ def write_report(records_dir: Path, report_dir: Path) -> Path:
         rows = backbone_stats(records, backbone)
         primary = [r for r in rows if r["metric"] in (f"blimp_fast_{own}", f"blimp_{own}", f"macro_{own}")]
         lines += ["", "**Answer (paired over seeds, 95% CI from the t distribution, Holm over "
-                  f"{sum(r['p'] is not None for r in rows)} tests):**", ""]
+                  f"{sum(r['p'] is not None and r['same_as'] is None for r in rows)} tests):**", ""]
         for r in primary:
             survives = r["p_holm"] is not None and r["p_holm"] < 0.05
             lines.append(f"- {r['condition']} - {r['baseline']}, {r['metric']}: {_fmt(r['diff'])} "
@@ -292,7 +302,8 @@ def write_report(records_dir: Path, report_dir: Path) -> Path:
         lines += ["", "| comparison | metric | baseline | other | difference [95% CI] | p | Holm p | n |",
                   "|---|---|---:|---:|---|---:|---:|---:|"]
         for r in rows:
-            lines.append(f"| {r['condition']} - {r['baseline']} | {r['metric']} | {_fmt(r['base_mean'])} | "
+            metric = r["metric"] + (f" (= {r['same_as']}, one test)" if r["same_as"] else "")
+            lines.append(f"| {r['condition']} - {r['baseline']} | {metric} | {_fmt(r['base_mean'])} | "
                          f"{_fmt(r['other_mean'])} | {_fmt(r['diff'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] | "
                          f"{_p(r['p'])} | {_p(r['p_holm'])} | {r['n']} |")
         lines += ["", "Dev losses: lower is better, so a negative difference favours the other condition."]
