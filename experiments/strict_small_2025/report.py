@@ -85,10 +85,10 @@ def backbone_stats(records: list[dict], backbone: str) -> list[dict]:
     counted = [r for r in rows if r["same_as"] is None]
     for row, adjusted in zip(counted, holm([r["p"] for r in counted])):
         row["p_holm"] = adjusted
+    by_test = {(r["condition"], r["metric"]): r for r in counted}
     for row in rows:
         if row["same_as"] is not None:
-            row["p_holm"] = next(r["p_holm"] for r in counted
-                                 if r["metric"] == row["same_as"] and r["condition"] == row["condition"])
+            row["p_holm"] = by_test[row["condition"], row["same_as"]]["p_holm"]
     return rows
 
 
