@@ -275,3 +275,22 @@ def test_smoke_study_end_to_end(study, tmp_path):
     partial = (tmp_path / "partial" / "RESULTS.md").read_text()
     assert "7 of 8 planned runs" in partial and "The study is incomplete" in partial
     assert "Statistics for ltgbert follow once" in partial and "Holm" in partial  # babyllama is complete
+
+
+def test_ltgbert_probe_candidates_build_and_bad_input_exits(tmp_path, capsys):
+    from antlm.config import build_config
+    from experiments.strict_small_2025 import probe
+
+    # Every candidate is a valid config that differs from the reference only where it says, and
+    # stops after the probe's epochs of the 10-epoch schedule.
+    reference = build_config("ltgbert-mlm-10ep", probe.overrides("reference", tmp_path, 3))
+    assert reference.train.max_steps == 3 * probe.STEPS_PER_EPOCH and reference.schedule == "10_mlm"
+    assert reference.model.dropout == 0.1 and reference.optim.name == "lamb"
+    for name in probe.CANDIDATES:
+        cfg = build_config("ltgbert-mlm-10ep", probe.overrides(name, tmp_path, 2))
+        assert cfg.train.word_checkpoints == "1020000,2040000"
+    assert build_config("ltgbert-mlm-10ep", probe.overrides("adamw", tmp_path, 3)).model.dropout == 0.0
+    assert probe.main(["--candidates", "nonsense"]) == 2
+    assert probe.main(["--epochs", "11"]) == 2
+    assert probe.main(["--data", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.count("error:") == 3
