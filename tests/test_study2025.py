@@ -281,8 +281,8 @@ def test_ltgbert_probe_candidates_build_and_bad_input_exits(tmp_path, capsys):
     from antlm.config import build_config
     from experiments.strict_small_2025 import probe
 
-    # Every candidate is a valid config that differs from the reference only where it says, and
-    # stops after the probe's epochs of the 10-epoch schedule.
+    # The reference is the span-masked recipe ltgbert-mlm-s0 ran with, stopped after the probe's
+    # epochs of the 10-epoch schedule; every candidate builds, with whole-epoch word checkpoints.
     reference = build_config("ltgbert-mlm-10ep", probe.overrides("reference", tmp_path, 3))
     assert reference.train.max_steps == 3 * probe.STEPS_PER_EPOCH and reference.schedule == "10_mlm"
     assert reference.model.dropout == 0.1 and reference.optim.name == "lamb"
