@@ -74,10 +74,10 @@ def probe_one(name: str, out: Path, corpus: Path, data: Path, epochs: int, limit
     else:
         train(cfg, run_dir, force=True, log=lambda m: None)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    options = EvalOptions(tasks=["blimp"], backend="mlm", compat="babylm2025", eval_set="fast", limit=limit,
+                          device="cpu", overlong="skip")
     points = []
     for revision, path, meta in read_series(run_dir):
-        options = EvalOptions(tasks=["blimp"], backend="mlm", compat="babylm2025", eval_set="fast", limit=limit,
-                              device="cpu", overlong="skip")
         scores = compact_scores(run_eval(path, data, options, log=lambda m: None))["mlm"]
         points.append({"revision": revision, "words_seen": meta.get("words_seen"), "step": meta.get("step"),
                        "blimp_fast_mlm": scores["blimp"]})
@@ -112,7 +112,6 @@ def main(argv=None) -> int:
             result = future.result()
             recorded = load_record(RESULTS) or {"epochs_of": 10, "candidates": {}}
             recorded["candidates"][name] = {**result, "epochs": args.epochs}
-            RESULTS.parent.mkdir(exist_ok=True)
             write_json_atomic(RESULTS, recorded)
             last = result["points"][-1] if result["points"] else {}
             dev = result["dev_mlm_loss"][-1][2] if result["dev_mlm_loss"] else None
