@@ -121,6 +121,15 @@ def scaled_milestones(corpus_words: int, marks_m=BABYLM_MILESTONES_M) -> list[in
     return sorted({max(1, m * 1_000_000 * corpus_words // BABYLM_CORPUS_WORDS) for m in marks_m})
 
 
+def run_overrides(scale: Scale, backbone: str, corpus: Path, schedule: str, seed: int, threads: int,
+                  word_checkpoints: list[int]) -> list[str]:
+    """The config overrides of one study run, in the order its records keep them (probe.py builds its
+    candidates from the same list, so a candidate differs from a study run only where it says)."""
+    return [f"data.corpus={corpus}", *scale.common, *scale.model.get(backbone, []), f"schedule={schedule}",
+            f"train.seed={seed}", "train.progress=false", f"train.threads={threads}", f"train.device={scale.device}",
+            f"train.word_checkpoints={','.join(map(str, word_checkpoints))}"]
+
+
 def parse_schedule(text: str) -> list[tuple[float, str]]:
     """`1.67_clm+6.66_mlm+1.67_clm` -> [(1.67, "clm"), (6.66, "mlm"), (1.67, "clm")] (epochs, objective)."""
     phases = []

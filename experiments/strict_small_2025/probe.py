@@ -20,7 +20,8 @@ from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from experiments.strict_small_2025.design import DEFAULT_DATA, HERE, REPO, SCALES, load_record, write_json_atomic
+from experiments.strict_small_2025.design import (DEFAULT_DATA, HERE, REPO, SCALES, load_record, run_overrides,
+                                                  write_json_atomic)
 
 NO_DROPOUT = ["model.dropout=0", "model.attention_dropout=0"]
 # The probe's base: the study's cpu LTG-BERT as ltgbert-mlm-s0 ran it, with the reference recipe's span
@@ -51,10 +52,8 @@ def overrides(name: str, corpus: Path, epochs: int) -> list[str]:
     scale = SCALES["cpu"]
     words = [102_000 * 10 * e for e in range(1, epochs + 1)]  # whole epochs of the 1.02M-word sample
     steps = STEPS_PER_EPOCH * 32 // batch_size(CANDIDATES[name][0]) * epochs
-    return [f"data.corpus={corpus}", *scale.common, *scale.model["ltgbert"], "schedule=10_mlm", "train.seed=0",
-            "train.progress=false", "train.threads=1", "train.device=cpu",
-            f"train.word_checkpoints={','.join(map(str, words))}", f"train.max_steps={steps}",
-            *SPAN_RECIPE, *CANDIDATES[name][0]]
+    return [*run_overrides(scale, "ltgbert", corpus, "10_mlm", seed=0, threads=1, word_checkpoints=words),
+            f"train.max_steps={steps}", *SPAN_RECIPE, *CANDIDATES[name][0]]
 
 
 def probe_one(name: str, out: Path, corpus: Path, data: Path, epochs: int, limit: int) -> dict:

@@ -35,7 +35,8 @@ if __package__ in (None, ""):  # run as a script: the study's modules import as 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from experiments.strict_small_2025.design import (BACKBONES, CONDITIONS, DEFAULT_DATA, HERE, MIX, OTHER_BACKEND,
                                                   OWN_BACKEND, REPO, SCALES, SOURCES, Scale, limit_for, load_record,
-                                                  record_done, scaled_milestones, write_json_atomic)
+                                                  record_done, run_overrides, scaled_milestones,
+                                                  write_json_atomic)
 from experiments.strict_small_2025.report import write_report
 
 
@@ -542,10 +543,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     done = [r for r in records.values() if record_done(r, has_eval)]
     for run in runs:
         record_path = records_dir / f"{run['name']}.json"
-        overrides = [f"data.corpus={corpus}", *scale.common, *scale.model.get(run["backbone"], []),
-                     f"schedule={run['schedule']}", f"train.seed={run['seed']}", "train.progress=false",
-                     f"train.threads={threads}", f"train.device={scale.device}",
-                     f"train.word_checkpoints={','.join(map(str, milestones))}", *args.overrides]
+        overrides = [*run_overrides(scale, run["backbone"], corpus, run["schedule"], run["seed"], threads, milestones),
+                     *args.overrides]
         record = records[run["name"]]
         mismatch = record_mismatch(record, corpus_words, overrides)
         if mismatch:
