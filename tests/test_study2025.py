@@ -1,5 +1,6 @@
 """experiments/strict_small_2025/run.py (issue 20): its smoke form end to end, resuming from the
 records alone, the statistics on hand-made numbers, the word-milestone scaling."""
+import argparse
 import json
 import math
 import shutil
@@ -28,6 +29,24 @@ def test_milestones_scale_with_the_corpus(study):
     # What the runner passes as train.word_checkpoints parses back to the same words.
     assert parse_milestones(",".join(map(str, marks)), None) == marks
     assert study.scaled_milestones(2_966, (10, 100)) == [2_966, 29_660]
+
+
+def test_every_condition_trains_ten_epochs_as_its_preset_does(study):
+    # 6:60:6 rounded to 0.83:8.33:0.83 stopped 4 of 3,760 steps short and never wrote its last word
+    # checkpoint: each condition's phases must sum to the 10 epochs its preset trains.
+    from antlm.config import build_config
+    from antlm.schedule import Schedule, parse_schedule
+
+    for backbone, conditions in study.CONDITIONS.items():
+        for condition, preset, schedule in conditions:
+            assert sum(phase.amount for phase in parse_schedule(schedule)) == pytest.approx(10), schedule
+            assert build_config(preset, ["data.corpus=/corpora/babylm_10M"]).schedule == schedule
+            assert Schedule(schedule, 376, 4096).total_steps == 3760  # the cpu sample's 376 steps per epoch
+    # The cpu study keeps the 9.99-epoch schedule its LTG-BERT AntLM records were made with.
+    pinned = study.SCALES["cpu"].schedules["ltgbert-antlm"]
+    assert Schedule(pinned, 376, 4096).total_steps == 3756
+    runs = study.plan_runs(argparse.Namespace(backbones=["ltgbert"], seeds=[0], with_mix=False), study.SCALES["cpu"])
+    assert [r["schedule"] for r in runs] == ["10_mlm", pinned]
 
 
 def test_paired_stats_on_hand_made_numbers():

@@ -28,8 +28,12 @@ CONDITIONS = {
     "babyllama": [("clm", "babyllama-clm-10ep", "10_clm"),
                   ("antlm", "babyllama-antlm-10ep", "1.67_clm+6.66_mlm+1.67_clm")],
     "ltgbert": [("mlm", "ltgbert-mlm-10ep", "10_mlm"),
-                ("antlm", "ltgbert-antlm-10ep", "0.83_clm+8.33_mlm+0.83_clm")],
+                ("antlm", "ltgbert-antlm-10ep", "0.83_clm+8.34_mlm+0.83_clm")],
 }
+# 6:60:6 rounded to 0.83:8.33:0.83 sums to 9.99 epochs: such a run stops 0.1% short of the others'
+# words and of its last word checkpoint (chck_100M). The cpu study's LTG-BERT AntLM runs were made
+# with it and keep it (Scale.schedules), so that its seeds share one schedule.
+CPU_LTGBERT_ANTLM_SCHEDULE = "0.83_clm+8.33_mlm+0.83_clm"
 # --with-mix: the GPT-BERT-style mix on the same data (1 causal in 16 batches), same 10 epochs.
 MIX = {"babyllama": ("mix", "babyllama-antlm-10ep", "10_mix(clm=1,mlm=15)"),
        "ltgbert": ("mix", "ltgbert-antlm-10ep", "10_mix(clm=1,mlm=15)")}
@@ -54,6 +58,7 @@ class Scale:
     overlong: dict = field(default_factory=dict)  # backbone -> over-long policy; absent: the pipeline's
     smoke_sentences: int = 0
     milestones_m: tuple = BABYLM_MILESTONES_M  # which BabyLM milestones become word checkpoints
+    schedules: dict = field(default_factory=dict)  # "backbone-condition" -> schedule in place of CONDITIONS'
 
 
 def _limits(causal: Optional[int], masked: Optional[int] = -1) -> dict:
@@ -104,7 +109,7 @@ SCALES = {
                            "optim.lr=5e-3", *LTGBERT_CPU_RECIPE]},
         curve_tasks=CURVE_TASKS, final_tasks=ZERO_SHOT_2025, curve_limit=CPU_CURVE_LIMIT, final_limit=CPU_FINAL_LIMIT,
         glue_tasks=GLUE_2025_HERE, glue={"train_limit": 2000, "eval_limit": 1000, "max_epochs": 3},
-        overlong={"ltgbert": "skip"}),
+        overlong={"ltgbert": "skip"}, schedules={"ltgbert-antlm": CPU_LTGBERT_ANTLM_SCHEDULE}),
     "paper": Scale(
         corpus="all", windows=0, seeds={"babyllama": 4, "ltgbert": 3}, device="cuda", jobs=1, common=[], model={},
         curve_tasks=CURVE_TASKS + ("entity_tracking",), final_tasks=ZERO_SHOT_2025, curve_limit=_limits(None),

@@ -103,7 +103,8 @@ def plan_runs(args, scale: Scale) -> list[dict]:
         for seed in seeds:
             for condition, preset, schedule in conditions:
                 runs.append({"name": f"{backbone}-{condition}-s{seed}", "backbone": backbone, "condition": condition,
-                             "preset": preset, "schedule": schedule, "seed": seed})
+                             "preset": preset, "schedule": scale.schedules.get(f"{backbone}-{condition}", schedule),
+                             "seed": seed})
     return runs
 
 
