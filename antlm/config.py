@@ -22,6 +22,7 @@ from antlm.config_types import (  # noqa: F401 (the public names of antlm.config
     to_dict,
 )
 from antlm.config_validate import validate_config
+from antlm.schedule import LEGACY_SCHEDULE_ROUNDING
 
 # The keys that defaults version 2 added, and the values that reproduce what antlm did before them
 # (through commit ab8c60b). A saved config that lacks a key gets this value, not today's default.
@@ -52,6 +53,7 @@ def upgrade_saved(data: dict) -> dict:
     version = data.get("defaults_version", 1)
     if not isinstance(version, int) or not 1 <= version <= DEFAULTS_VERSION:
         raise ConfigError(f"saved config has defaults_version {version!r}; this antlm knows 1..{DEFAULTS_VERSION}")
+    data.setdefault("schedule_rounding", LEGACY_SCHEDULE_ROUNDING)
     if version < 2:
         data["model"] = upgrade_model_section(data.get("model") or {}, version)
         for section in ("mlm", "optim"):

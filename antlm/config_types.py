@@ -243,6 +243,10 @@ class RunConfig:
     `upgrade_saved`), so an old run keeps loading and resuming with its old behaviour."""
     schedule: str = "4_clm+16_mlm+4_clm"
     """Phases joined by `+`; see antlm/schedule.py for the language."""
+    schedule_rounding: str = "cumulative"
+    """How phase lengths become whole steps (antlm/schedule.py): `cumulative` rounds the running
+    total, so phases summing to N epochs train N epochs of steps; `per_phase` rounds each phase
+    alone, as antlm did before 0.2 (a saved config without this key is read as `per_phase`)."""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     mlm: MlmConfig = field(default_factory=MlmConfig)

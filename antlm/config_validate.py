@@ -138,10 +138,12 @@ def validate_config(cfg: RunConfig) -> None:
             raise ConfigError(f"train.log_to: unknown logger '{name}' (choose from {', '.join(LOGGERS)})")
     if t.keep_checkpoints < 1:
         raise ConfigError("train.keep_checkpoints must be >= 1")
-    from antlm.schedule import parse_schedule  # late import: schedule has no config dependency
+    from antlm.schedule import ROUNDINGS, parse_schedule  # late import: schedule has no config dependency
     from antlm.tracks import TrackError, get_track, parse_milestones
 
     parse_schedule(cfg.schedule)
+    if cfg.schedule_rounding not in ROUNDINGS:
+        raise ConfigError(f"schedule_rounding must be {' or '.join(ROUNDINGS)}, got '{cfg.schedule_rounding}'")
     try:
         parse_milestones(t.word_checkpoints, get_track(d.track))
     except TrackError as err:

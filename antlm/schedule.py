@@ -9,10 +9,12 @@ Syntax: phases joined by `+`, each `<amount><unit>_<objective>`.
   (GPT-BERT uses 1:15), spread evenly over each cycle of A+B steps.
 Examples: `4_clm+16_mlm+4_clm`, `24_clm`, `500st_clm+2000st_mlm`, `5Mtok_mlm`,
 `6_clm+20_mix(clm=1,mlm=15)`.
-Phase lengths are converted to whole steps (rounded half up, at least 1 step) and phases follow
-each other, so the run's total is the sum of the rounded phases (a scaled `1.67_clm+6.66_mlm+1.67_clm`
-is within half a step per phase of 10 epochs); the optimizer and LR schedule run across phases
-unchanged.
+Phase boundaries are whole steps: each boundary is the running total of the phases so far, rounded
+half up (`cumulative`, the default), and every phase keeps at least one step. So a schedule whose
+amounts sum to 10 epochs trains exactly 10 epochs of steps, and reaches its last word checkpoint,
+whatever the steps per epoch. Before antlm 0.2 each phase was rounded alone (`per_phase`, the
+config key `schedule_rounding`): `1.67_clm+6.66_mlm+1.67_clm` could then end a step before or after
+10 epochs. The optimizer and LR schedule run across phases unchanged.
 """
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ from dataclasses import dataclass
 from antlm.errors import UserError
 
 OBJECTIVES = ("clm", "mlm")
+ROUNDINGS = ("cumulative", "per_phase")
+# schedule_rounding came after defaults version 2: a saved config without it rounded each phase alone.
+LEGACY_SCHEDULE_ROUNDING = "per_phase"
 UNITS = {"": "epochs", "ep": "epochs", "st": "steps", "tok": "tokens", "ktok": "tokens", "mtok": "tokens"}
 _UNIT_SCALE = {"ktok": 1e3, "mtok": 1e6}
 _PHASE = re.compile(r"^(?P<amount>\d+(?:\.\d+)?)(?P<unit>[a-zA-Z]*)_(?P<objective>.+)$")
@@ -109,19 +114,25 @@ def parse_schedule(text: str) -> list[Phase]:
 class Schedule:
     """A parsed schedule bound to a data size: phase boundaries in optimizer steps."""
 
-    def __init__(self, text: str, steps_per_epoch: int, tokens_per_step: int):
+    def __init__(self, text: str, steps_per_epoch: int, tokens_per_step: int, rounding: str = "cumulative"):
         if steps_per_epoch <= 0:
             raise ScheduleError("the corpus is too small for one batch per epoch (lower train.batch_size or data.seq_len)")
+        if rounding not in ROUNDINGS:
+            raise ScheduleError(f"schedule_rounding must be {' or '.join(ROUNDINGS)}, got '{rounding}'")
         self.text = text
         self.steps_per_epoch = steps_per_epoch
         self.tokens_per_step = tokens_per_step
         self.phases: list[ResolvedPhase] = []
-        step = 0
+        step, exact = 0, 0.0  # exact: the unrounded running total, in steps
         for phase in parse_schedule(text):
             per_unit = {"epochs": steps_per_epoch, "steps": 1, "tokens": 1 / tokens_per_step}[phase.unit]
-            length = max(1, int(math.floor(phase.amount * per_unit + 0.5)))
-            self.phases.append(ResolvedPhase(phase, step, step + length))
-            step += length
+            exact += phase.amount * per_unit
+            if rounding == "cumulative":
+                end = max(step + 1, int(math.floor(exact + 0.5)))
+            else:
+                end = step + max(1, int(math.floor(phase.amount * per_unit + 0.5)))
+            self.phases.append(ResolvedPhase(phase, step, end))
+            step = end
         self.total_steps = step
 
     def phase_index(self, step: int) -> int:

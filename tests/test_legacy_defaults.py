@@ -44,6 +44,16 @@ def test_upgrade_fills_old_values_and_keeps_explicit_ones():
         upgrade_saved({"defaults_version": 9})
 
 
+def test_a_saved_config_without_schedule_rounding_keeps_per_phase_rounding():
+    saved = to_dict(build_config(None, ["schedule=1.67_clm+6.66_mlm+1.67_clm"]))
+    assert saved["schedule_rounding"] == "cumulative"  # today's default, written out
+    assert from_dict(saved, saved=True).schedule_rounding == "cumulative"
+    del saved["schedule_rounding"]  # what antlm wrote before the key existed
+    assert from_dict(saved, saved=True).schedule_rounding == "per_phase"
+    with pytest.raises(ConfigError, match="schedule_rounding"):
+        build_config(None, ["schedule_rounding=nearest"])
+
+
 def test_final_dir_without_new_keys_loads_with_old_numerics(tmp_path):
     tokenizer = train_tokenizer([" ".join(WORDS)] * 50, vocab_size=300)
     cfg = build_config(None, tiny_overrides(tmp_path, **{"model.backbone": "ltgbert", "model.position_buckets": 8}))

@@ -42,9 +42,10 @@ def test_every_condition_trains_ten_epochs_as_its_preset_does(study):
             assert sum(phase.amount for phase in parse_schedule(schedule)) == pytest.approx(10), schedule
             assert build_config(preset, ["data.corpus=/corpora/babylm_10M"]).schedule == schedule
             assert Schedule(schedule, 376, 4096).total_steps == 3760  # the cpu sample's 376 steps per epoch
+            assert Schedule(schedule, 376, 4096, "per_phase").total_steps == 3760  # as its records were made
     # The cpu study keeps the 9.99-epoch schedule its LTG-BERT AntLM records were made with.
     pinned = study.SCALES["cpu"].schedules["ltgbert-antlm"]
-    assert Schedule(pinned, 376, 4096).total_steps == 3756
+    assert Schedule(pinned, 376, 4096, "per_phase").total_steps == Schedule(pinned, 376, 4096).total_steps == 3756
     runs = study.plan_runs(argparse.Namespace(backbones=["ltgbert"], seeds=[0], with_mix=False), study.SCALES["cpu"])
     assert [r["schedule"] for r in runs] == ["10_mlm", pinned]
 

@@ -118,7 +118,7 @@ def build_run(cfg: RunConfig, out: Path, resume: bool, device: torch.device, inf
     if local_batch % micro:
         raise RunError(f"train.micro_batch_size={micro} must divide the per-rank batch of {local_batch}")
     steps_per_epoch = len(data.train) // batch_size
-    schedule = Schedule(cfg.schedule, steps_per_epoch, batch_size * cfg.data.seq_len)
+    schedule = Schedule(cfg.schedule, steps_per_epoch, batch_size * cfg.data.seq_len, cfg.schedule_rounding)
     total = schedule.total_steps
     # Refused before the out dir is touched: the words-seen budget is known from the schedule.
     total_words = check_schedule(get_track(cfg.data.track), cfg.schedule, total, data.words, steps_per_epoch)
