@@ -10,6 +10,7 @@ import yaml
 
 from antlm.config import LEGACY_V1, ConfigError, build_config, dump_yaml, from_dict, to_dict, upgrade_saved
 from antlm.data.tokenizer import train_tokenizer
+from antlm.errors import RunError
 from antlm.model_io import load_model, save_final
 from antlm.models import build_model
 from antlm.train.setup import prepare_out_dir
@@ -96,3 +97,20 @@ def test_resuming_an_old_run_keeps_its_old_values(tmp_path):
     resumed = prepare_out_dir(out, requested, resume=True, force=False)
     assert (resumed.model.gelu, resumed.mlm.span_masking, resumed.optim.lamb_trust_ratio) == ("exact", "legacy", "all")
     assert "defaults_version: 2" in dump_yaml(resumed)
+
+
+def test_resuming_a_run_saved_before_schedule_rounding_keeps_per_phase(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    cfg = build_config(None, tiny_overrides(tmp_path, schedule="1.67_clm+6.66_mlm+1.67_clm"))
+    saved = to_dict(cfg)
+    del saved["schedule_rounding"]
+    (out / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    # The study's runner resumes with a config built afresh (today's default): not a difference.
+    assert prepare_out_dir(out, cfg, resume=True, force=False).schedule_rounding == "per_phase"
+    # A run that saved the key is held to it.
+    (out / "config.yaml").write_text(dump_yaml(cfg))
+    with pytest.raises(RunError, match="schedule_rounding"):
+        prepare_out_dir(out, build_config(None, tiny_overrides(tmp_path, schedule_rounding="per_phase",
+                                                                schedule="1.67_clm+6.66_mlm+1.67_clm")),
+                        resume=True, force=False)

@@ -71,7 +71,10 @@ def prepare_out_dir(out: Path, cfg: RunConfig, resume: bool, force: bool) -> Run
         raw = config_lib.load_yaml(saved_path)
         saved = config_lib.from_dict(raw, saved=True)
         old = raw.get("defaults_version", 1) < config_lib.DEFAULTS_VERSION
-        diffs = _diff_keys(raw if old else config_lib.to_dict(saved), config_lib.to_dict(cfg), saved_keys_only=old)
+        requested = config_lib.to_dict(cfg)
+        if "schedule_rounding" not in raw:  # saved before the key existed: the run keeps its own rounding
+            requested["schedule_rounding"] = saved.schedule_rounding
+        diffs = _diff_keys(raw if old else config_lib.to_dict(saved), requested, saved_keys_only=old)
         if diffs:
             raise RunError(f"--resume: config differs from {saved_path} in {', '.join(diffs)}")
         for section, key in RESUMABLE_KEYS:
