@@ -255,6 +255,10 @@ def write_report(records_dir: Path, report_dir: Path) -> Path:
         curve = plot_curves(records, backbone, figures / f"{scale}-{backbone}-curves.png")
         dev = plot_dev(records, backbone, figures / f"{scale}-{backbone}-dev.png")
         lines += [f"![learning curves](figures/{p.name})" for p in (curve, dev) if p is not None]
+        seen = {(r["condition"], r["train"]["words_seen"]) for r in mine}
+        if len({words for _, words in seen}) > 1:  # e.g. a schedule whose phases sum to 9.99 epochs
+            lines += ["", "Words seen differ between conditions: " + ", ".join(
+                f"{condition} {words:,}" for condition, words in sorted(seen)) + " (README.md says why)."]
         keys = sorted({k for r in mine for k in final_scores(r)})
         if keys:
             conditions = list(dict.fromkeys(r["condition"] for r in mine))
