@@ -5,6 +5,7 @@ Every user-facing failure ends as one line on stderr and exit code 2; tracebacks
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -161,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
     from antlm.train.loop import train
 
     result = train(cfg, Path(args.out), resume=args.resume, force=args.force, log=_log)
-    _log(f"done: {result['steps']}/{result['total_steps']} steps, final train loss {result['final_loss']:.4f}, run in {result['out']}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary line, not one per rank
+        _log(f"done: {result['steps']}/{result['total_steps']} steps, final train loss {result['final_loss']:.4f}, run in {result['out']}")
     return 0
 
 
@@ -236,7 +238,14 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    code = _run_reporting_errors(build_parser().parse_args(argv))
+    distributed = sys.modules.get("antlm.train.distributed")  # loaded by `train` only: `--help` stays torch-free
+    if distributed is not None:
+        distributed.end_rank_process(code)
+    return code
+
+
+def _run_reporting_errors(args: argparse.Namespace) -> int:
     try:
         return run(args)
     except UserError as err:

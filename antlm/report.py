@@ -33,7 +33,7 @@ from matplotlib.ticker import EngFormatter
 from antlm.atomic import write_text
 from antlm.errors import UserError
 from antlm.eval.outputs import compat_of
-from antlm.schedule import LEGACY_SCHEDULE_ROUNDING, Schedule, ScheduleError
+from antlm.schedule import Schedule, ScheduleError
 from antlm.stats import paired_stats
 
 TASKS = ("blimp", "blimp_supplement", "ewok", "entity_tracking", "wug_adj", "wug_past", "glue", "macro")
@@ -203,8 +203,7 @@ def phase_spans(run: Run) -> list[tuple[int, int, str]]:
     last = rows[-1]
     if last.get("epoch"):
         try:
-            schedule = Schedule(run.config["schedule"], max(1, round(last["step"] / last["epoch"])), max(1, run.tokens_per_step),
-                                run.config.get("schedule_rounding", LEGACY_SCHEDULE_ROUNDING))
+            schedule = Schedule.of_saved_run(run.config, max(1, round(last["step"] / last["epoch"])), max(1, run.tokens_per_step))
             if all(schedule.phases[schedule.phase_index(r["step"] - 1)].phase.text == r["phase"] for r in rows):
                 return [(p.start, min(p.end, last["step"]), p.phase.text) for p in schedule.phases if p.start < last["step"]]
         except (ScheduleError, IndexError, KeyError, TypeError):

@@ -114,6 +114,13 @@ def parse_schedule(text: str) -> list[Phase]:
 class Schedule:
     """A parsed schedule bound to a data size: phase boundaries in optimizer steps."""
 
+    @classmethod
+    def of_saved_run(cls, config: dict, steps_per_epoch: int, tokens_per_step: int) -> "Schedule":
+        """The schedule a run trained with, from its saved config.yaml read as a plain dict: a
+        config saved before `schedule_rounding` existed rounded each phase alone."""
+        return cls(config["schedule"], steps_per_epoch, tokens_per_step,
+                   config.get("schedule_rounding", LEGACY_SCHEDULE_ROUNDING))
+
     def __init__(self, text: str, steps_per_epoch: int, tokens_per_step: int, rounding: str = "cumulative"):
         if steps_per_epoch <= 0:
             raise ScheduleError("the corpus is too small for one batch per epoch (lower train.batch_size or data.seq_len)")

@@ -20,6 +20,7 @@ def _run(corpus, out, nproc, extra=()):
     result = subprocess.run([*launcher, "-m", "antlm", "train", "--out", str(out), *args, *extra],
                             env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("done: ") == 1, result.stderr[-3000:]  # rank 0 alone sums up the run
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 

@@ -43,13 +43,12 @@ def run_dir_of(model_path: Path) -> Path:
 def _schedule_of(run_dir: Path, steps_per_epoch: Optional[int]):
     """The run's schedule bound to its data size, or None when the run dir does not say enough
     (a phase label is a courtesy: a missing one must not stop an evaluation)."""
-    from antlm.schedule import LEGACY_SCHEDULE_ROUNDING, Schedule, ScheduleError
+    from antlm.schedule import Schedule, ScheduleError
 
     try:
         config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
         tokens_per_step = int(config["train"]["batch_size"]) * int(config["data"]["seq_len"])
-        return Schedule(config["schedule"], int(steps_per_epoch), tokens_per_step,
-                        config.get("schedule_rounding", LEGACY_SCHEDULE_ROUNDING))
+        return Schedule.of_saved_run(config, int(steps_per_epoch), tokens_per_step)
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, ScheduleError):
         return None
 
