@@ -110,6 +110,7 @@ def plot_curves(records: list[dict], backbone: str, path: Path) -> Optional[Path
                              squeeze=False)
     conditions = list(dict.fromkeys(r["condition"] for r in mine))
     for ax, task in zip(axes.flat, tasks):
+        spans, lowest = [], math.inf
         for index, condition in enumerate(conditions):
             runs = [r for r in mine if r["condition"] == condition]
             by_words: dict = {}
@@ -118,6 +119,7 @@ def plot_curves(records: list[dict], backbone: str, path: Path) -> Optional[Path
                     if e["scores"].get(task) is not None and e["words_seen"]:
                         by_words.setdefault(e["words_seen"], []).append(e["scores"][task])
             words = sorted(by_words)
+            lowest = min([lowest, *words])
             mean = [np.mean(by_words[w]) for w in words]
             color = f"C{index}"
             ax.plot(words, mean, marker="o", ms=3, color=color, label=f"{condition} (n={len(runs)})")
@@ -128,9 +130,15 @@ def plot_curves(records: list[dict], backbone: str, path: Path) -> Optional[Path
             epoch, start, baseline = runs[0]["corpus_words"], 0.0, OWN_BACKEND[backbone].replace("causal", "clm")
             for epochs, objective in parse_schedule(runs[0]["schedule"]):
                 if objective not in (baseline, "mix"):
-                    ax.axvspan(max(start * epoch, 1), (start + epochs) * epoch, color=color, alpha=0.08, lw=0)
+                    spans.append((start * epoch, (start + epochs) * epoch, color))
                 start += epochs
+        # A phase from word 0 would stretch the log axis down to 1 word: the axis starts just
+        # before the first checkpoint, and so do the phases.
+        left = lowest / 1.5 if lowest < math.inf else 1.0
+        for first, last, color in spans:
+            ax.axvspan(max(first, left), last, color=color, alpha=0.08, lw=0)
         ax.set_xscale("log")
+        ax.set_xlim(left=left)
         ax.set_title(task.replace(f"_{own}", f" ({own})"), fontsize=9)
         ax.set_xlabel("words seen")
         ax.grid(alpha=0.3)
